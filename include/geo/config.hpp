@@ -1,0 +1,164 @@
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+#include "routing.hpp"
+#include "types.hpp"
+
+namespace geo {
+
+/// One region's Raft group, as the host runs it.
+struct RegionRaftGroup {
+    RegionId region_id;
+    std::uint64_t group_id{};
+    std::vector<NodeId> members;
+    std::uint64_t committed_seq{}; ///< the last sequence this region committed
+
+    RegionRaftGroup() = default;
+    RegionRaftGroup(RegionId region, std::uint64_t group, std::vector<NodeId> member_nodes)
+        : region_id(std::move(region)), group_id(group), members(std::move(member_nodes)) {}
+
+    friend bool operator==(const RegionRaftGroup& a, const RegionRaftGroup& b) {
+        return a.group_id == b.group_id && a.committed_seq == b.committed_seq &&
+               a.region_id == b.region_id && a.members == b.members;
+    }
+    friend bool operator!=(const RegionRaftGroup& a, const RegionRaftGroup& b) {
+        return !(a == b);
+    }
+};
+
+/// The regions, which one this process is, and how writes are routed and resolved.
+struct ActiveActiveGeoConfig {
+    std::vector<RegionId> regions;
+    RegionId local_region;
+    std::map<std::string, std::vector<RegionId>> primary_tier;
+    std::vector<RegionRoutingRule> routing_rules;
+    ConflictResolutionMode conflict_mode{ConflictResolutionMode::LastWriterWins};
+    std::chrono::nanoseconds max_lag{std::chrono::seconds(5)};
+    /// How long a tombstone outlives the write that made it before it may be purged; every
+    /// delivery must finish within it (see ActiveActiveReplicator::purge_tombstones).
+    std::chrono::nanoseconds tombstone_grace{std::chrono::hours(24)};
+    /// How many conflicts `recent_conflicts()` keeps; 0 keeps none (listeners still run).
+    std::size_t conflict_log_capacity{1024};
+
+    [[nodiscard]] static ActiveActiveGeoConfig single_region(RegionId local) {
+        return multi_region(local, {local});
+    }
+
+    /// `local` is put first when `regions` lacks it; one tier "primary" with every region and
+    /// one default rule sending every write to `local` with LocalAsync.
+    [[nodiscard]] static ActiveActiveGeoConfig multi_region(RegionId local,
+                                                            std::vector<RegionId> regions) {
+        if (std::find(regions.begin(), regions.end(), local) == regions.end()) {
+            regions.insert(regions.begin(), local);
+        }
+        ActiveActiveGeoConfig config;
+        config.primary_tier.emplace("primary", regions);
+        config.routing_rules.push_back(
+            RegionRoutingRule::default_to(local, ConsistencyLevel::LocalAsync));
+        config.regions = std::move(regions);
+        config.local_region = std::move(local);
+        return config;
+    }
+
+    [[nodiscard]] bool has_region(std::string_view region) const noexcept {
+        return std::find(regions.begin(), regions.end(), region) != regions.end();
+    }
+
+    /// The first rule that matches, or nullptr.
+    [[nodiscard]] const RegionRoutingRule*
+    matching_rule(std::string_view subject,
+                  std::optional<std::string_view> tenant = std::nullopt) const noexcept {
+        for (const auto& rule : routing_rules) {
+            if (rule.matches(subject, tenant)) {
+                return &rule;
+            }
+        }
+        return nullptr;
+    }
+
+    /// First matching rule wins; fanout is every other region in config order. No match: the
+    /// local region with LocalAsync.
+    [[nodiscard]] WriteRoutingDecision
+    route(std::string_view subject, std::optional<std::string_view> tenant = std::nullopt) const {
+        const RegionRoutingRule* rule = matching_rule(subject, tenant);
+        WriteRoutingDecision decision;
+        decision.primary_region = rule ? rule->target_region : local_region;
+        decision.consistency = rule ? rule->consistency : ConsistencyLevel::LocalAsync;
+        for (const auto& region : regions) {
+            if (region != decision.primary_region) {
+                decision.fanout_regions.push_back(region);
+            }
+        }
+        return decision;
+    }
+
+    /// Routes a host's own write type through `RoutingTraits<Write>`.
+    template <class Write, class = std::enable_if_t<!std::is_convertible_v<const Write&, std::string_view>>>
+    [[nodiscard]] WriteRoutingDecision route(const Write& write) const {
+        return route(RoutingTraits<Write>::subject(write), RoutingTraits<Write>::tenant(write));
+    }
+
+    /// Throws ConfigError naming the first impossible setting.
+    void validate() const {
+        if (regions.empty()) {
+            throw ConfigError("regions is empty");
+        }
+        for (std::size_t i = 0; i < regions.size(); ++i) {
+            if (regions[i].empty()) {
+                throw ConfigError("regions[" + std::to_string(i) + "] is an empty region id");
+            }
+            if (std::find(regions.begin(), regions.begin() + static_cast<std::ptrdiff_t>(i),
+                          regions[i]) != regions.begin() + static_cast<std::ptrdiff_t>(i)) {
+                throw ConfigError("region '" + regions[i] + "' is listed twice in regions");
+            }
+        }
+        if (!has_region(local_region)) {
+            throw ConfigError("local region '" + local_region + "' is not in regions");
+        }
+        for (const auto& [tier, members] : primary_tier) {
+            for (const auto& region : members) {
+                if (!has_region(region)) {
+                    throw ConfigError("primary_tier '" + tier + "' names unknown region '" +
+                                      region + "'");
+                }
+            }
+        }
+        for (std::size_t i = 0; i < routing_rules.size(); ++i) {
+            if (!has_region(routing_rules[i].target_region)) {
+                throw ConfigError("routing_rules[" + std::to_string(i) + "] ('" +
+                                  routing_rules[i].name + "') targets unknown region '" +
+                                  routing_rules[i].target_region + "'");
+            }
+        }
+        if (max_lag.count() < 0) {
+            throw ConfigError("max_lag is negative");
+        }
+        if (tombstone_grace.count() < 0) {
+            throw ConfigError("tombstone_grace is negative");
+        }
+    }
+
+    friend bool operator==(const ActiveActiveGeoConfig& a, const ActiveActiveGeoConfig& b) {
+        return a.regions == b.regions && a.local_region == b.local_region &&
+               a.primary_tier == b.primary_tier && a.routing_rules == b.routing_rules &&
+               a.conflict_mode == b.conflict_mode && a.max_lag == b.max_lag &&
+               a.tombstone_grace == b.tombstone_grace &&
+               a.conflict_log_capacity == b.conflict_log_capacity;
+    }
+    friend bool operator!=(const ActiveActiveGeoConfig& a, const ActiveActiveGeoConfig& b) {
+        return !(a == b);
+    }
+};
+
+} // namespace geo

@@ -1,0 +1,663 @@
+#pragma once
+
+/// nlohmann_json integration: `to_json`/`from_json` for every wire type, found by ADL, in the
+/// format the original Rust module emits (DESIGN.md section 2). Reading throws geo::ParseError
+/// naming the path of the offending field and leaves the destination untouched on failure.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config.hpp"
+#include "error.hpp"
+#include "record.hpp"
+#include "routing.hpp"
+#include "types.hpp"
+#include "vector_clock.hpp"
+
+namespace geo {
+namespace detail {
+
+using json = nlohmann::json;
+
+/// The ParseError every reader here throws: it keeps the field path apart from the reason so
+/// that an enclosing reader can prefix its own field name. Catch it as geo::ParseError.
+class FieldParseError : public ParseError {
+public:
+    FieldParseError(std::string path, std::string reason)
+        : ParseError(path.empty() ? reason : path + ": " + reason), path_(std::move(path)),
+          reason_(std::move(reason)) {}
+
+    /// e.g. `routing_rules[1].consistency`; empty for the document itself.
+    [[nodiscard]] const std::string& path() const noexcept { return path_; }
+    [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
+
+private:
+    std::string path_;
+    std::string reason_;
+};
+
+/// `segment` is a key (`clock`) or an index (`[1]`); `inner` is the path below it.
+[[nodiscard]] inline std::string join_path(std::string_view segment, std::string_view inner) {
+    std::string path(segment);
+    if (!inner.empty()) {
+        if (!path.empty() && inner.front() != '[') {
+            path += '.';
+        }
+        path += inner;
+    }
+    return path;
+}
+
+/// nlohmann's message without its `[json.exception.type_error.302] ` id.
+[[nodiscard]] inline std::string nlohmann_reason(std::string_view what) {
+    if (!what.empty() && what.front() == '[') {
+        if (auto end = what.find("] "); end != std::string_view::npos) {
+            what.remove_prefix(end + 2);
+        }
+    }
+    return std::string(what);
+}
+
+/// A ParseError's message without the prefix its constructor adds.
+[[nodiscard]] inline std::string parse_error_reason(const ParseError& error) {
+    const std::string prefix = ParseError("").what();
+    std::string_view what = error.what();
+    if (what.substr(0, prefix.size()) == prefix) {
+        what.remove_prefix(prefix.size());
+    }
+    return std::string(what);
+}
+
+/// Runs `read`, prefixing `segment` to the path of any error it throws; nlohmann's own
+/// exceptions become FieldParseError here, so none escapes a reader.
+template <class Read>
+void within(std::string_view segment, Read&& read) {
+    try {
+        std::forward<Read>(read)();
+    } catch (const FieldParseError& e) {
+        throw FieldParseError(join_path(segment, e.path()), e.reason());
+    } catch (const ParseError& e) {
+        throw FieldParseError(std::string(segment), parse_error_reason(e));
+    } catch (const json::exception& e) {
+        throw FieldParseError(std::string(segment), nlohmann_reason(e.what()));
+    }
+}
+
+/// A short description of a value for messages: scalars verbatim, containers by kind.
+[[nodiscard]] inline std::string describe(const json& j) {
+    switch (j.type()) {
+    case json::value_t::string: return "a string";
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    case json::value_t::null:
+    case json::value_t::boolean:
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float: return j.dump();
+    case json::value_t::binary:
+    case json::value_t::discarded: break;
+    }
+    return j.type_name();
+}
+
+/// A string as a quoted, escaped JSON literal, for messages.
+[[nodiscard]] inline std::string quoted(const std::string& text) {
+    return json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+inline void expect_object(const json& j) {
+    if (!j.is_object()) {
+        throw FieldParseError("", "expected an object, found " + describe(j));
+    }
+}
+
+// read_value: one overload per field type; every container overload records the element's
+// position in the path. All are declared before any is defined, so they find each other.
+inline void read_value(const json& j, std::string& out);
+inline void read_value(const json& j, std::uint64_t& out);
+inline void read_value(const json& j, bool& out);
+inline void read_value(const json& j, std::chrono::nanoseconds& out);
+template <class T>
+void read_value(const json& j, std::optional<T>& out);
+template <class T>
+void read_value(const json& j, std::vector<T>& out);
+template <class T>
+void read_value(const json& j, std::map<std::string, T>& out);
+template <class T>
+void read_value(const json& j, T& out);
+
+inline void read_value(const json& j, std::string& out) {
+    if (!j.is_string()) {
+        throw FieldParseError("", "expected a string, found " + describe(j));
+    }
+    out = j.get_ref<const std::string&>();
+}
+
+/// Unsigned only: nlohmann would silently wrap -1 to 2^64-1 and truncate 1.5, serde rejects both.
+inline void read_value(const json& j, std::uint64_t& out) {
+    if (j.is_number_unsigned()) {
+        out = j.get<std::uint64_t>();
+    } else if (j.is_number_integer() && j.get<std::int64_t>() >= 0) {
+        out = static_cast<std::uint64_t>(j.get<std::int64_t>());
+    } else {
+        throw FieldParseError("", "expected an unsigned integer, found " + describe(j));
+    }
+}
+
+inline void read_value(const json& j, bool& out) {
+    if (!j.is_boolean()) {
+        throw FieldParseError("", "expected a boolean, found " + describe(j));
+    }
+    out = j.get<bool>();
+}
+
+/// null is nullopt, as serde reads `Option<T>`.
+template <class T>
+void read_value(const json& j, std::optional<T>& out) {
+    if (j.is_null()) {
+        out.reset();
+        return;
+    }
+    T value{};
+    read_value(j, value);
+    out = std::move(value);
+}
+
+template <class T>
+void read_value(const json& j, std::vector<T>& out) {
+    if (!j.is_array()) {
+        throw FieldParseError("", "expected an array, found " + describe(j));
+    }
+    std::vector<T> items;
+    items.reserve(j.size());
+    for (std::size_t i = 0; i < j.size(); ++i) {
+        T item{};
+        within("[" + std::to_string(i) + "]", [&] { read_value(j[i], item); });
+        items.push_back(std::move(item));
+    }
+    out = std::move(items);
+}
+
+template <class T>
+void read_value(const json& j, std::map<std::string, T>& out) {
+    expect_object(j);
+    std::map<std::string, T> items;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        T item{};
+        within(it.key(), [&] { read_value(it.value(), item); });
+        items.emplace(it.key(), std::move(item));
+    }
+    out = std::move(items);
+}
+
+/// Every other type through nlohmann, which finds the geo overloads below by ADL.
+template <class T>
+void read_value(const json& j, T& out) {
+    j.get_to(out);
+}
+
+/// Reads the required member `key` of an object into `out`.
+template <class T>
+void read_field(const json& object, const char* key, T& out) {
+    const json* member = nullptr;
+    try {
+        member = &object.at(key);
+    } catch (const json::out_of_range&) {
+        throw FieldParseError(key, "missing required field");
+    }
+    within(key, [&] { read_value(*member, out); });
+}
+
+/// Reads `key` if present and leaves `out` as it is otherwise: for the fields this library adds,
+/// which data written by the Rust module lacks.
+template <class T>
+void read_field_if_present(const json& object, const char* key, T& out) {
+    if (auto it = object.find(key); it != object.end()) {
+        within(key, [&] { read_value(*it, out); });
+    }
+}
+
+/// An `Option<T>` field: serde reads a missing one as None, and so do we.
+template <class T>
+void read_optional_field(const json& object, const char* key, std::optional<T>& out) {
+    out.reset();
+    read_field_if_present(object, key, out);
+}
+
+/// `{"secs": 5, "nanos": 0}`, Rust's `Duration`. `field` names the value in the error a negative
+/// duration (which has no wire form) raises.
+[[nodiscard]] inline json duration_to_json(std::chrono::nanoseconds duration,
+                                           std::string_view field = "duration") {
+    if (duration.count() < 0) {
+        throw ConfigError(std::string(field) + " is negative; {secs, nanos} cannot represent it");
+    }
+    const auto count = static_cast<std::uint64_t>(duration.count());
+    json j = json::object();
+    j["secs"] = count / 1'000'000'000U;
+    j["nanos"] = count % 1'000'000'000U;
+    return j;
+}
+
+/// Inverse of duration_to_json; nanos must be below 10^9 and the total must fit nanoseconds.
+[[nodiscard]] inline std::chrono::nanoseconds duration_from_json(const json& j) {
+    expect_object(j);
+    std::uint64_t secs = 0;
+    std::uint64_t nanos = 0;
+    read_field(j, "secs", secs);
+    read_field(j, "nanos", nanos);
+    if (nanos >= 1'000'000'000U) {
+        throw FieldParseError("nanos", std::to_string(nanos) + " is not below 1000000000");
+    }
+    constexpr auto max_count = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (secs > (max_count - nanos) / 1'000'000'000U) {
+        throw FieldParseError("secs", std::to_string(secs) + " s is beyond the nanosecond range");
+    }
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(secs * 1'000'000'000U + nanos));
+}
+
+inline void read_value(const json& j, std::chrono::nanoseconds& out) { out = duration_from_json(j); }
+
+/// A node id key: decimal digits only, within uint64.
+[[nodiscard]] inline std::optional<NodeId> parse_node_id(std::string_view text) noexcept {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    NodeId value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+        const auto digit = static_cast<NodeId>(c - '0');
+        if (value > (std::numeric_limits<NodeId>::max() - digit) / 10) {
+            return std::nullopt;
+        }
+        value = value * 10 + digit;
+    }
+    return value;
+}
+
+} // namespace detail
+
+// ---- enums: the variant name as a string --------------------------------------------------
+
+inline void to_json(nlohmann::json& j, ConsistencyLevel level) { j = std::string(to_string(level)); }
+
+inline void from_json(const nlohmann::json& j, ConsistencyLevel& level) {
+    if (!j.is_string()) {
+        throw detail::FieldParseError("", "expected a consistency level name, found " +
+                                              detail::describe(j));
+    }
+    const auto parsed = consistency_level_from_string(j.get_ref<const std::string&>());
+    if (!parsed) {
+        throw detail::FieldParseError(
+            "", "unknown consistency level " + detail::quoted(j.get_ref<const std::string&>()) +
+                    " (expected LocalAsync, LocalQuorum, EachQuorum or AllQuorum)");
+    }
+    level = *parsed;
+}
+
+inline void to_json(nlohmann::json& j, ConflictResolutionMode mode) { j = std::string(to_string(mode)); }
+
+inline void from_json(const nlohmann::json& j, ConflictResolutionMode& mode) {
+    if (!j.is_string()) {
+        throw detail::FieldParseError("", "expected a conflict resolution mode name, found " +
+                                              detail::describe(j));
+    }
+    const auto parsed = conflict_mode_from_string(j.get_ref<const std::string&>());
+    if (!parsed) {
+        throw detail::FieldParseError(
+            "", "unknown conflict resolution mode " +
+                    detail::quoted(j.get_ref<const std::string&>()) +
+                    " (expected LastWriterWins or VectorClock)");
+    }
+    mode = *parsed;
+}
+
+// ---- VectorClock: {"clocks": {"1": 2, "7": 1}} --------------------------------------------
+
+inline void to_json(nlohmann::json& j, const VectorClock& clock) {
+    nlohmann::json clocks = nlohmann::json::object();
+    for (const auto& [node, counter] : clock.entries()) {
+        clocks[std::to_string(node)] = counter;
+    }
+    j = nlohmann::json::object();
+    j["clocks"] = std::move(clocks);
+}
+
+/// Zero counters are dropped (a missing entry means 0); keys must be decimal uint64 node ids.
+inline void from_json(const nlohmann::json& j, VectorClock& clock) {
+    detail::expect_object(j);
+    VectorClock result;
+    detail::within("clocks", [&] {
+        const nlohmann::json* clocks = nullptr;
+        try {
+            clocks = &j.at("clocks");
+        } catch (const nlohmann::json::out_of_range&) {
+            throw detail::FieldParseError("", "missing required field");
+        }
+        detail::expect_object(*clocks);
+        for (auto it = clocks->begin(); it != clocks->end(); ++it) {
+            detail::within(it.key(), [&] {
+                const auto node = detail::parse_node_id(it.key());
+                if (!node) {
+                    throw detail::FieldParseError(
+                        "", "node id " + detail::quoted(it.key()) +
+                                " is not a decimal unsigned 64-bit integer");
+                }
+                std::uint64_t counter = 0;
+                detail::read_value(it.value(), counter);
+                if (counter > result.get(*node)) { // "7" and "07" name one node: keep the max
+                    result.set(*node, counter);
+                }
+            });
+        }
+    });
+    clock = std::move(result);
+}
+
+// ---- routing ------------------------------------------------------------------------------
+
+inline void to_json(nlohmann::json& j, const RegionRoutingRule& rule) {
+    j = nlohmann::json::object();
+    j["name"] = rule.name;
+    j["subject_prefix"] = rule.subject_prefix ? nlohmann::json(*rule.subject_prefix) : nullptr;
+    j["tenant_id"] = rule.tenant_id ? nlohmann::json(*rule.tenant_id) : nullptr;
+    j["target_region"] = rule.target_region;
+    j["consistency"] = rule.consistency;
+}
+
+inline void from_json(const nlohmann::json& j, RegionRoutingRule& rule) {
+    detail::expect_object(j);
+    RegionRoutingRule result;
+    detail::read_field(j, "name", result.name);
+    detail::read_optional_field(j, "subject_prefix", result.subject_prefix);
+    detail::read_optional_field(j, "tenant_id", result.tenant_id);
+    detail::read_field(j, "target_region", result.target_region);
+    detail::read_field(j, "consistency", result.consistency);
+    rule = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const WriteRoutingDecision& decision) {
+    j = nlohmann::json::object();
+    j["primary_region"] = decision.primary_region;
+    j["fanout_regions"] = decision.fanout_regions;
+    j["consistency"] = decision.consistency;
+}
+
+inline void from_json(const nlohmann::json& j, WriteRoutingDecision& decision) {
+    detail::expect_object(j);
+    WriteRoutingDecision result;
+    detail::read_field(j, "primary_region", result.primary_region);
+    detail::read_field(j, "fanout_regions", result.fanout_regions);
+    detail::read_field(j, "consistency", result.consistency);
+    decision = std::move(result);
+}
+
+// ---- config -------------------------------------------------------------------------------
+
+/// Writes the seed fields plus `tombstone_grace` ({secs, nanos}) and `conflict_log_capacity`.
+/// Throws ConfigError for a negative duration, which the wire format cannot express.
+inline void to_json(nlohmann::json& j, const ActiveActiveGeoConfig& config) {
+    nlohmann::json tiers = nlohmann::json::object();
+    for (const auto& [tier, regions] : config.primary_tier) {
+        tiers[tier] = regions;
+    }
+    nlohmann::json rules = nlohmann::json::array();
+    for (const auto& rule : config.routing_rules) {
+        rules.push_back(rule);
+    }
+    nlohmann::json result = nlohmann::json::object();
+    result["regions"] = config.regions;
+    result["local_region"] = config.local_region;
+    result["primary_tier"] = std::move(tiers);
+    result["routing_rules"] = std::move(rules);
+    result["conflict_mode"] = config.conflict_mode;
+    result["max_lag"] = detail::duration_to_json(config.max_lag, "max_lag");
+    result["tombstone_grace"] = detail::duration_to_json(config.tombstone_grace, "tombstone_grace");
+    result["conflict_log_capacity"] = static_cast<std::uint64_t>(config.conflict_log_capacity);
+    j = std::move(result);
+}
+
+/// The seed fields are required; a missing added field keeps the member initializer's default.
+/// Does not call validate(): a parsed config may still name regions inconsistently.
+inline void from_json(const nlohmann::json& j, ActiveActiveGeoConfig& config) {
+    detail::expect_object(j);
+    ActiveActiveGeoConfig result;
+    detail::read_field(j, "regions", result.regions);
+    detail::read_field(j, "local_region", result.local_region);
+    detail::read_field(j, "primary_tier", result.primary_tier);
+    detail::read_field(j, "routing_rules", result.routing_rules);
+    detail::read_field(j, "conflict_mode", result.conflict_mode);
+    detail::read_field(j, "max_lag", result.max_lag);
+    detail::read_field_if_present(j, "tombstone_grace", result.tombstone_grace);
+    std::uint64_t capacity = result.conflict_log_capacity;
+    detail::read_field_if_present(j, "conflict_log_capacity", capacity);
+    if (capacity > std::numeric_limits<std::size_t>::max()) {
+        throw detail::FieldParseError("conflict_log_capacity", "too large for this platform");
+    }
+    result.conflict_log_capacity = static_cast<std::size_t>(capacity);
+    config = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const RegionRaftGroup& group) {
+    j = nlohmann::json::object();
+    j["region_id"] = group.region_id;
+    j["group_id"] = group.group_id;
+    j["members"] = group.members;
+    j["committed_seq"] = group.committed_seq;
+}
+
+inline void from_json(const nlohmann::json& j, RegionRaftGroup& group) {
+    detail::expect_object(j);
+    RegionRaftGroup result;
+    detail::read_field(j, "region_id", result.region_id);
+    detail::read_field(j, "group_id", result.group_id);
+    detail::read_field(j, "members", result.members);
+    detail::read_field(j, "committed_seq", result.committed_seq);
+    group = std::move(result);
+}
+
+// ---- records and outcomes -----------------------------------------------------------------
+
+inline void to_json(nlohmann::json& j, const GeoRecord& record) {
+    j = nlohmann::json::object();
+    j["region"] = record.region;
+    j["timestamp_ms"] = record.timestamp_ms;
+    j["clock"] = record.clock;
+    j["value"] = record.value;
+    j["seq"] = record.seq;
+    j["deleted"] = record.deleted;
+}
+
+/// `seq` and `deleted` may be missing (records of the Rust module): they read as 0 and false.
+inline void from_json(const nlohmann::json& j, GeoRecord& record) {
+    detail::expect_object(j);
+    GeoRecord result;
+    detail::read_field(j, "region", result.region);
+    detail::read_field(j, "timestamp_ms", result.timestamp_ms);
+    detail::read_field(j, "clock", result.clock);
+    detail::read_field(j, "value", result.value);
+    detail::read_field_if_present(j, "seq", result.seq);
+    detail::read_field_if_present(j, "deleted", result.deleted);
+    record = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const FanoutEntry& entry) {
+    j = nlohmann::json::object();
+    j["key"] = entry.key;
+    j["record"] = entry.record;
+    j["seq"] = entry.seq;
+}
+
+inline void from_json(const nlohmann::json& j, FanoutEntry& entry) {
+    detail::expect_object(j);
+    FanoutEntry result;
+    detail::read_field(j, "key", result.key);
+    detail::read_field(j, "record", result.record);
+    detail::read_field(j, "seq", result.seq);
+    entry = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const ConflictEvent& event) {
+    j = nlohmann::json::object();
+    j["key"] = event.key;
+    j["winner"] = event.winner;
+    j["loser"] = event.loser;
+}
+
+inline void from_json(const nlohmann::json& j, ConflictEvent& event) {
+    detail::expect_object(j);
+    ConflictEvent result;
+    detail::read_field(j, "key", result.key);
+    detail::read_field(j, "winner", result.winner);
+    detail::read_field(j, "loser", result.loser);
+    event = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const Committed& outcome) {
+    j = nlohmann::json::object();
+    j["region"] = outcome.region;
+    j["seq"] = outcome.seq;
+}
+
+inline void from_json(const nlohmann::json& j, Committed& outcome) {
+    detail::expect_object(j);
+    Committed result;
+    detail::read_field(j, "region", result.region);
+    detail::read_field(j, "seq", result.seq);
+    outcome = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const RejectedByConflict& outcome) {
+    j = nlohmann::json::object();
+    j["region"] = outcome.region;
+    j["winner_region"] = outcome.winner_region;
+    j["winner_timestamp_ms"] = outcome.winner_timestamp_ms;
+}
+
+inline void from_json(const nlohmann::json& j, RejectedByConflict& outcome) {
+    detail::expect_object(j);
+    RejectedByConflict result;
+    detail::read_field(j, "region", result.region);
+    detail::read_field(j, "winner_region", result.winner_region);
+    detail::read_field(j, "winner_timestamp_ms", result.winner_timestamp_ms);
+    outcome = std::move(result);
+}
+
+inline void to_json(nlohmann::json& j, const AlreadyApplied& outcome) {
+    j = nlohmann::json::object();
+    j["region"] = outcome.region;
+    j["seq"] = outcome.seq;
+}
+
+inline void from_json(const nlohmann::json& j, AlreadyApplied& outcome) {
+    detail::expect_object(j);
+    AlreadyApplied result;
+    detail::read_field(j, "region", result.region);
+    detail::read_field(j, "seq", result.seq);
+    outcome = std::move(result);
+}
+
+namespace detail {
+[[nodiscard]] constexpr std::string_view outcome_tag(const Committed&) noexcept { return "Committed"; }
+[[nodiscard]] constexpr std::string_view outcome_tag(const RejectedByConflict&) noexcept {
+    return "RejectedByConflict";
+}
+[[nodiscard]] constexpr std::string_view outcome_tag(const AlreadyApplied&) noexcept {
+    return "AlreadyApplied";
+}
+
+template <std::size_t I = 0>
+bool read_outcome_alternative(const std::string& tag, const json& body, GeoWriteOutcome& out) {
+    if constexpr (I == std::variant_size_v<GeoWriteOutcome>) {
+        return false;
+    } else {
+        using Alternative = std::variant_alternative_t<I, GeoWriteOutcome>;
+        if (tag != outcome_tag(Alternative{})) {
+            return read_outcome_alternative<I + 1>(tag, body, out);
+        }
+        Alternative alternative;
+        within(tag, [&] { from_json(body, alternative); });
+        out = std::move(alternative);
+        return true;
+    }
+}
+} // namespace detail
+
+/// Externally tagged, like serde's default for a Rust enum: an object with one key, the
+/// alternative's name, holding its fields, e.g. `{"Committed": {"region": "x", "seq": 1}}`.
+inline void to_json(nlohmann::json& j, const GeoWriteOutcome& outcome) {
+    std::visit(
+        [&j](const auto& alternative) {
+            nlohmann::json body;
+            to_json(body, alternative);
+            nlohmann::json result = nlohmann::json::object();
+            result[std::string(detail::outcome_tag(alternative))] = std::move(body);
+            j = std::move(result);
+        },
+        outcome);
+}
+
+inline void from_json(const nlohmann::json& j, GeoWriteOutcome& outcome) {
+    detail::expect_object(j);
+    if (j.size() != 1) {
+        throw detail::FieldParseError(
+            "", "expected exactly one key (Committed, RejectedByConflict or AlreadyApplied), found " +
+                    std::to_string(j.size()));
+    }
+    const std::string& tag = j.begin().key();
+    GeoWriteOutcome result;
+    if (!detail::read_outcome_alternative(tag, j.begin().value(), result)) {
+        throw detail::FieldParseError("", "unknown write outcome " + detail::quoted(tag) +
+                                              " (expected Committed, RejectedByConflict or "
+                                              "AlreadyApplied)");
+    }
+    outcome = std::move(result);
+}
+
+// ---- text ---------------------------------------------------------------------------------
+
+/// Parses JSON text into a `T`; syntax errors and bad fields alike throw ParseError (with the
+/// field path). Containers of geo types (e.g. `std::vector<FanoutEntry>`) report element indices.
+template <class T>
+[[nodiscard]] T from_json_text(std::string_view text) {
+    nlohmann::json document;
+    try {
+        document = nlohmann::json::parse(text.begin(), text.end());
+    } catch (const nlohmann::json::exception& e) {
+        throw detail::FieldParseError("", "invalid JSON: " + detail::nlohmann_reason(e.what()));
+    }
+    T value{};
+    detail::within("", [&] { detail::read_value(document, value); });
+    return value;
+}
+
+/// Parses a configuration. It is not validated: call `validate()` (the replicator does).
+[[nodiscard]] inline ActiveActiveGeoConfig parse_config(std::string_view json_text) {
+    return from_json_text<ActiveActiveGeoConfig>(json_text);
+}
+
+/// Compact JSON text of `value` (`indent` >= 0 pretty-prints). A string that is not valid UTF-8
+/// cannot be written as JSON and throws geo::Error.
+template <class T>
+[[nodiscard]] std::string to_json_text(const T& value, int indent = -1) {
+    const nlohmann::json j = value;
+    try {
+        return j.dump(indent);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error("cannot write JSON: " + detail::nlohmann_reason(e.what()));
+    }
+}
+
+} // namespace geo

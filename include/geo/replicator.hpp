@@ -1,0 +1,836 @@
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config.hpp"
+#include "detail/key_table.hpp"
+#include "error.hpp"
+#include "hybrid_clock.hpp"
+#include "record.hpp"
+#include "resolve.hpp"
+#include "types.hpp"
+#include "vector_clock.hpp"
+
+namespace geo {
+
+namespace detail {
+
+/// One key's stored record, plus its place in the fanout queue of the record's region.
+///
+/// The fanout queue is the records themselves, linked in commit order: a key is owed to peers
+/// only in its newest state, so a pending entry is never a copy and never more than one per key.
+struct Slot {
+    std::string key;
+    GeoRecord record;
+    std::size_t region_index{}; ///< index of record.region; guarded by the shard mutex
+    // Guarded by the fanout mutex of region `region_index`:
+    Slot* prev{};
+    Slot* next{};
+    bool linked{};
+};
+
+} // namespace detail
+
+/// Active-active replication state of one region's process: the resolved record of every key,
+/// and, per source region, the committed writes still owed to each peer region.
+///
+/// The host calls `apply_local_write` (or `put`/`erase`) when its Raft log commits, ships what
+/// `peek_fanout` hands out over its own transport, calls `acknowledge_fanout` when a peer has
+/// applied a batch, and feeds received batches to `apply_remote`. Every replica resolves
+/// concurrent writes to a key the same way, so once every stream is delivered, all replicas hold
+/// identical records, whatever the delivery order, duplicates and re-sends.
+///
+/// Thread-safe: every member may be called from any thread. Keys are sharded, each region's
+/// queue has its own lock, and no lock is held while conflict listeners run.
+///
+/// Exceptions: bad input (an unknown region, a mismatched entry) throws a `geo::Error` and
+/// changes nothing. An allocation failure leaves every stored write and every owed entry intact.
+class ActiveActiveReplicator {
+public:
+    using ConflictListener = std::function<void(const ConflictEvent&)>;
+    using ListenerId = std::uint64_t;
+
+    /// Throws ConfigError for an impossible config (see ActiveActiveGeoConfig::validate), a
+    /// group whose region is not configured, or two groups for one region.
+    ActiveActiveReplicator(ActiveActiveGeoConfig config, std::vector<RegionRaftGroup> groups)
+        : ActiveActiveReplicator(std::move(config), std::move(groups), &current_timestamp_ms) {}
+
+    /// `physical_ms` replaces the wall clock under the hybrid clock (tests give each replica a
+    /// skewed or frozen clock this way).
+    ActiveActiveReplicator(ActiveActiveGeoConfig config, std::vector<RegionRaftGroup> groups,
+                           std::function<std::uint64_t()> physical_ms)
+        : config_(std::move(config)), groups_(std::move(groups)), clock_(std::move(physical_ms)) {
+        config_.validate();
+        for (std::size_t i = 0; i < groups_.size(); ++i) {
+            if (!config_.has_region(groups_[i].region_id)) {
+                throw ConfigError("group " + std::to_string(groups_[i].group_id) +
+                                  " belongs to unknown region '" + groups_[i].region_id + "'");
+            }
+            for (std::size_t j = 0; j < i; ++j) {
+                if (groups_[j].region_id == groups_[i].region_id) {
+                    throw ConfigError("region '" + groups_[i].region_id +
+                                      "' has more than one Raft group");
+                }
+            }
+        }
+        const std::size_t n = config_.regions.size();
+        regions_.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            regions_.push_back(std::make_unique<RegionState>(n));
+        }
+        local_index_ = index_of(config_.local_region);
+        for (const auto& group : groups_) {
+            RegionState& state = *regions_[index_of(group.region_id)];
+            state.group_id = group.group_id;
+            state.seq.store(group.committed_seq, std::memory_order_relaxed);
+        }
+        conflict_ring_.resize(config_.conflict_log_capacity);
+        tombstone_grace_ms_ = static_cast<std::uint64_t>(
+            (config_.tombstone_grace.count() + 999'999) / 1'000'000);
+    }
+
+    ActiveActiveReplicator(const ActiveActiveReplicator&) = delete;
+    ActiveActiveReplicator& operator=(const ActiveActiveReplicator&) = delete;
+
+    [[nodiscard]] const ActiveActiveGeoConfig& config() const noexcept { return config_; }
+
+    /// The Raft groups given at construction; `committed_seq` is the region's current sequence.
+    [[nodiscard]] std::vector<RegionRaftGroup> groups() const {
+        std::vector<RegionRaftGroup> result = groups_;
+        for (auto& group : result) {
+            group.committed_seq = regions_[index_of(group.region_id)]->seq.load();
+        }
+        return result;
+    }
+
+    // ---- writes ---------------------------------------------------------------------------
+
+    /// A write that just committed in `region`'s Raft log, with the caller's timestamp and clock.
+    /// Accepted: stored, given the region's next sequence and queued for every other region.
+    ///
+    /// The caller's timestamp is observed by the hybrid clock. In vector-clock mode the caller
+    /// must keep "clock order implies timestamp order" for its own clocks (a write whose clock
+    /// follows another's must not carry a smaller timestamp), or replicas may end apart; `put`
+    /// and `erase` keep that rule themselves.
+    GeoWriteOutcome apply_local_write(std::string_view region, std::string_view key,
+                                      std::string_view value, std::uint64_t timestamp_ms,
+                                      VectorClock clock = {}) {
+        return commit_local(region_index(region), key, value, false, timestamp_ms, &clock);
+    }
+
+    /// Like `apply_local_write`, for a delete: stores a tombstone.
+    GeoWriteOutcome apply_local_delete(std::string_view region, std::string_view key,
+                                       std::uint64_t timestamp_ms, VectorClock clock = {}) {
+        return commit_local(region_index(region), key, {}, true, timestamp_ms, &clock);
+    }
+
+    /// Writes `value` in the local region, stamped by the hybrid clock (and, in vector-clock
+    /// mode, with the key's clock advanced on the local group's entry). Always committed.
+    GeoWriteOutcome put(std::string_view key, std::string_view value) {
+        return commit_local(local_index_, key, value, false, std::nullopt, nullptr);
+    }
+
+    /// Deletes `key` in the local region: a tombstone that wins over every older write.
+    GeoWriteOutcome erase(std::string_view key) {
+        return commit_local(local_index_, key, {}, true, std::nullopt, nullptr);
+    }
+
+    /// A peer's write as the seed API delivers it: resolved like any write, never queued again.
+    /// Accepted: the origin's counter advances by one and becomes the record's seq. It cannot
+    /// tell a re-delivery from a new write; prefer `apply_remote`.
+    GeoWriteOutcome apply_remote_write(std::string_view origin, std::string_view key,
+                                       std::string_view value, std::uint64_t timestamp_ms,
+                                       VectorClock clock = {}) {
+        const std::size_t o = region_index(origin);
+        RegionState& state = *regions_[o];
+        std::vector<ConflictEvent> events;
+        GeoWriteOutcome outcome;
+        {
+            std::lock_guard<std::mutex> stream(state.remote_mu);
+            Incoming in{o, key, value, timestamp_ms, std::move(clock), false,
+                        state.seq.load(std::memory_order_relaxed) + 1};
+            outcome = commit_remote(in, events);
+            if (std::holds_alternative<Committed>(outcome)) {
+                raise_seq(state, in.seq);
+            }
+        }
+        deliver(events);
+        return outcome;
+    }
+
+    /// A peer's fanout entry. Idempotent: an entry at or below the highest seq already applied
+    /// from `origin` changes nothing and answers AlreadyApplied (streams are FIFO per origin).
+    /// An entry that loses its conflict still counts as applied.
+    GeoWriteOutcome apply_remote(std::string_view origin, const FanoutEntry& entry) {
+        const std::size_t o = region_index(origin);
+        if (entry.record.region != config_.regions[o]) {
+            throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
+                              entry.record.region + "' but arrived from '" +
+                              config_.regions[o] + "'");
+        }
+        RegionState& state = *regions_[o];
+        std::vector<ConflictEvent> events;
+        GeoWriteOutcome outcome;
+        {
+            std::lock_guard<std::mutex> stream(state.remote_mu);
+            if (entry.seq <= state.seq.load(std::memory_order_relaxed)) {
+                return AlreadyApplied{config_.regions[o], entry.seq};
+            }
+            Incoming in{o,
+                        entry.key,
+                        entry.record.value,
+                        entry.record.timestamp_ms,
+                        entry.record.clock,
+                        entry.record.deleted,
+                        entry.record.seq};
+            outcome = commit_remote(in, events);
+            raise_seq(state, entry.seq);
+            if (auto* committed = std::get_if<Committed>(&outcome)) {
+                committed->seq = entry.seq;
+            }
+        }
+        deliver(events);
+        return outcome;
+    }
+
+    /// Applies a batch in order; one outcome per entry.
+    std::vector<GeoWriteOutcome> apply_remote(std::string_view origin,
+                                              const std::vector<FanoutEntry>& batch) {
+        std::vector<GeoWriteOutcome> outcomes;
+        outcomes.reserve(batch.size());
+        for (const auto& entry : batch) {
+            outcomes.push_back(apply_remote(origin, entry));
+        }
+        return outcomes;
+    }
+
+    // ---- fanout ---------------------------------------------------------------------------
+
+    /// Up to `max_entries` entries of `source` not yet acknowledged by `target`, ascending seq,
+    /// left in place. Costs O(entries returned), not O(queue).
+    [[nodiscard]] std::vector<FanoutEntry>
+    peek_fanout(std::string_view source, std::string_view target,
+                std::size_t max_entries = std::numeric_limits<std::size_t>::max()) const {
+        const std::size_t s = region_index(source);
+        const std::size_t t = region_index(target);
+        std::vector<FanoutEntry> batch;
+        if (s == t) {
+            return batch;
+        }
+        const RegionState& state = *regions_[s];
+        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        collect(state, t, max_entries, batch);
+        return batch;
+    }
+
+    /// `target` has applied every entry of `source` up to `up_to_seq`: they are no longer owed
+    /// to it, and an entry owed to nobody is released. Past the newest entry acknowledges all.
+    /// Returns how many entries stopped being owed to `target`.
+    std::size_t acknowledge_fanout(std::string_view source, std::string_view target,
+                                   std::uint64_t up_to_seq) {
+        const std::size_t s = region_index(source);
+        const std::size_t t = region_index(target);
+        if (s == t) {
+            return 0;
+        }
+        RegionState& state = *regions_[s];
+        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        return acknowledge(state, t, up_to_seq);
+    }
+
+    /// Every entry of `source` owed to `target`, oldest first, acknowledged at once. A failed
+    /// shipment loses them: hosts that cannot afford that use peek + acknowledge.
+    std::vector<FanoutEntry> drain_fanout(std::string_view source, std::string_view target) {
+        const std::size_t s = region_index(source);
+        const std::size_t t = region_index(target);
+        std::vector<FanoutEntry> batch;
+        if (s == t) {
+            return batch;
+        }
+        RegionState& state = *regions_[s];
+        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        collect(state, t, std::numeric_limits<std::size_t>::max(), batch);
+        if (!batch.empty()) {
+            acknowledge(state, t, batch.back().seq);
+        }
+        return batch;
+    }
+
+    /// Entries of `source` still owed to at least one region.
+    [[nodiscard]] std::size_t pending_fanout_len(std::string_view source) const {
+        const RegionState& state = *regions_[region_index(source)];
+        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        return state.queued;
+    }
+
+    /// Entries of `source` still owed to `target`.
+    [[nodiscard]] std::size_t pending_fanout_len(std::string_view source,
+                                                 std::string_view target) const {
+        const std::size_t s = region_index(source);
+        const std::size_t t = region_index(target);
+        if (s == t) {
+            return 0;
+        }
+        const RegionState& state = *regions_[s];
+        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        return state.owed[t];
+    }
+
+    // ---- reads ----------------------------------------------------------------------------
+
+    /// The stored record, tombstones included.
+    [[nodiscard]] std::optional<GeoRecord> get_record(std::string_view key) const {
+        const std::size_t hash = detail::hash_key(key);
+        const Shard& shard = shard_for(hash);
+        std::lock_guard<std::mutex> lock(shard.mu);
+        if (const detail::Slot* slot = shard.table.find(key, hash)) {
+            return slot->record;
+        }
+        return std::nullopt;
+    }
+
+    /// The value, or nullopt when the key is absent or deleted.
+    [[nodiscard]] std::optional<std::string> get(std::string_view key) const {
+        const std::size_t hash = detail::hash_key(key);
+        const Shard& shard = shard_for(hash);
+        std::lock_guard<std::mutex> lock(shard.mu);
+        const detail::Slot* slot = shard.table.find(key, hash);
+        if (slot == nullptr || slot->record.deleted) {
+            return std::nullopt;
+        }
+        return slot->record.value;
+    }
+
+    /// Keys stored, tombstones included until purged.
+    [[nodiscard]] std::size_t record_count() const {
+        std::size_t count = 0;
+        for (const auto& shard : shards_) {
+            std::lock_guard<std::mutex> lock(shard.mu);
+            count += shard.table.size();
+        }
+        return count;
+    }
+
+    /// Every configured region's sequence: its commit count for writes committed here, the
+    /// highest seq applied from it for writes received.
+    [[nodiscard]] std::map<RegionId, std::uint64_t> region_sequences() const {
+        std::map<RegionId, std::uint64_t> result;
+        for (std::size_t i = 0; i < regions_.size(); ++i) {
+            result.emplace(config_.regions[i], regions_[i]->seq.load());
+        }
+        return result;
+    }
+
+    // ---- tombstones -----------------------------------------------------------------------
+
+    /// Removes tombstones older than `tombstone_grace` (by the physical clock) that this process
+    /// no longer owes to any peer. The origin of a delete knows every peer acknowledged it;
+    /// other replicas cannot, and rely on the grace period alone: as in Cassandra, every
+    /// delivery must finish within it, or a write older than the delete that arrives after the
+    /// purge brings the key back. Never called implicitly; O(keys).
+    std::size_t purge_tombstones() {
+        const std::uint64_t now = clock_.physical_ms();
+        const std::uint64_t cutoff = now > tombstone_grace_ms_ ? now - tombstone_grace_ms_ : 0;
+        std::size_t purged = 0;
+        std::vector<std::pair<detail::Slot*, std::size_t>> doomed;
+        for (auto& shard : shards_) {
+            std::lock_guard<std::mutex> lock(shard.mu);
+            doomed.clear();
+            shard.table.for_each([&](detail::Slot& slot, std::size_t hash) {
+                if (slot.record.deleted && slot.record.timestamp_ms <= cutoff &&
+                    !is_linked(slot)) {
+                    doomed.emplace_back(&slot, hash);
+                }
+            });
+            for (const auto& [slot, hash] : doomed) {
+                shard.table.erase(slot, hash);
+            }
+            purged += doomed.size();
+        }
+        return purged;
+    }
+
+    // ---- conflicts ------------------------------------------------------------------------
+
+    /// The latest conflicts, oldest first, at most `config().conflict_log_capacity`.
+    [[nodiscard]] std::vector<ConflictEvent> recent_conflicts() const {
+        std::lock_guard<std::mutex> lock(conflict_mu_);
+        std::vector<ConflictEvent> result;
+        const std::size_t capacity = conflict_ring_.size();
+        const std::size_t kept = static_cast<std::size_t>(
+            std::min<std::uint64_t>(conflicts_total_, capacity));
+        result.reserve(kept);
+        for (std::size_t i = 0; i < kept; ++i) {
+            result.push_back(conflict_ring_[(conflicts_total_ - kept + i) % capacity]);
+        }
+        return result;
+    }
+
+    /// Conflicts raised since construction (the log keeps only the latest).
+    [[nodiscard]] std::uint64_t conflict_count() const {
+        std::lock_guard<std::mutex> lock(conflict_mu_);
+        return conflicts_total_;
+    }
+
+    /// Calls `listener` for every conflict raised after this call, on the writing thread, after
+    /// the write is applied and with no lock held: it may call back into the replicator. It may
+    /// run on several threads at once. An exception it throws is caught and counted in
+    /// `listener_errors()`; it never reaches the writer, and the other listeners still run.
+    ListenerId on_conflict(ConflictListener listener) {
+        std::lock_guard<std::mutex> lock(listeners_mu_);
+        auto next = std::make_shared<ListenerList>(listeners_ ? *listeners_ : ListenerList{});
+        next->emplace_back(++last_listener_id_, std::move(listener));
+        listeners_ = std::move(next);
+        has_listeners_.store(true, std::memory_order_release);
+        return last_listener_id_;
+    }
+
+    /// Unregisters a listener; false if `id` is not registered.
+    bool remove_conflict_listener(ListenerId id) {
+        std::lock_guard<std::mutex> lock(listeners_mu_);
+        if (!listeners_) {
+            return false;
+        }
+        auto next = std::make_shared<ListenerList>(*listeners_);
+        auto it = std::find_if(next->begin(), next->end(),
+                               [id](const auto& entry) { return entry.first == id; });
+        if (it == next->end()) {
+            return false;
+        }
+        next->erase(it);
+        has_listeners_.store(!next->empty(), std::memory_order_release);
+        listeners_ = std::move(next);
+        return true;
+    }
+
+    /// Exceptions thrown by conflict listeners and swallowed.
+    [[nodiscard]] std::uint64_t listener_errors() const noexcept {
+        return listener_errors_.load(std::memory_order_relaxed);
+    }
+
+private:
+    using ListenerList = std::vector<std::pair<ListenerId, ConflictListener>>;
+    static constexpr std::size_t shard_count = 64;
+    static constexpr std::size_t no_group = std::numeric_limits<std::size_t>::max();
+
+    struct alignas(64) Shard {
+        mutable std::mutex mu;
+        detail::KeyTable<detail::Slot> table;
+    };
+
+    struct alignas(64) RegionState {
+        explicit RegionState(std::size_t region_count)
+            : cursor(region_count, nullptr), owed(region_count, 0) {}
+
+        mutable std::mutex fanout_mu; // the queue below; local commits of this region
+        detail::Slot* head{};
+        detail::Slot* tail{};
+        std::vector<detail::Slot*> cursor; ///< per target: first entry it has not acknowledged
+        std::vector<std::size_t> owed;     ///< per target: entries from cursor to tail
+        std::size_t queued{};              ///< entries owed to at least one target
+
+        std::mutex remote_mu;                 ///< serializes the stream received from this region
+        std::atomic<std::uint64_t> seq{0};    ///< last commit sequence of this region
+        std::atomic<std::uint64_t> max_ts{0}; ///< largest timestamp seen from/for this region
+        std::optional<std::uint64_t> group_id;
+    };
+
+    /// A write being applied, before it is stored.
+    struct Incoming {
+        std::size_t region;
+        std::string_view key;
+        std::string_view value;
+        std::uint64_t timestamp_ms;
+        VectorClock clock;
+        bool deleted;
+        std::uint64_t seq;
+    };
+
+    // ---- helpers: regions, clock ----------------------------------------------------------
+
+    [[nodiscard]] std::size_t index_of(std::string_view region) const noexcept {
+        const auto& regions = config_.regions;
+        return static_cast<std::size_t>(std::find(regions.begin(), regions.end(), region) -
+                                        regions.begin());
+    }
+
+    [[nodiscard]] std::size_t region_index(std::string_view region) const {
+        const std::size_t i = index_of(region);
+        if (i == config_.regions.size()) {
+            std::string known;
+            for (const auto& r : config_.regions) {
+                known += (known.empty() ? "" : ", ") + r;
+            }
+            throw ConfigError("unknown region '" + std::string(region) + "' (configured: " +
+                              known + ")");
+        }
+        return i;
+    }
+
+    [[nodiscard]] Shard& shard_for(std::size_t hash) noexcept {
+        return shards_[(hash >> 48) % shard_count];
+    }
+    [[nodiscard]] const Shard& shard_for(std::size_t hash) const noexcept {
+        return shards_[(hash >> 48) % shard_count];
+    }
+
+    // Observed timestamps are kept per region (one cache line each) so writers of different
+    // regions do not contend; they are folded into the hybrid clock only when it stamps.
+    void observe(std::size_t region, std::uint64_t timestamp_ms) noexcept {
+        auto& max_ts = regions_[region]->max_ts;
+        std::uint64_t seen = max_ts.load(std::memory_order_relaxed);
+        while (timestamp_ms > seen &&
+               !max_ts.compare_exchange_weak(seen, timestamp_ms, std::memory_order_relaxed)) {
+        }
+    }
+
+    [[nodiscard]] std::uint64_t stamp() {
+        for (const auto& region : regions_) {
+            clock_.observe(region->max_ts.load(std::memory_order_relaxed));
+        }
+        return clock_.stamp();
+    }
+
+    static void raise_seq(RegionState& state, std::uint64_t seq) noexcept {
+        std::uint64_t current = state.seq.load(std::memory_order_relaxed);
+        while (seq > current &&
+               !state.seq.compare_exchange_weak(current, seq, std::memory_order_relaxed)) {
+        }
+    }
+
+    // ---- helpers: the fanout queue (caller holds the region's fanout_mu) ------------------
+
+    [[nodiscard]] bool has_peers() const noexcept { return regions_.size() > 1; }
+
+    void link_tail(std::size_t r, detail::Slot& slot) noexcept {
+        RegionState& state = *regions_[r];
+        slot.prev = state.tail;
+        slot.next = nullptr;
+        (state.tail ? state.tail->next : state.head) = &slot;
+        state.tail = &slot;
+        slot.linked = true;
+        ++state.queued;
+        for (std::size_t t = 0; t < regions_.size(); ++t) {
+            if (t == r) {
+                continue;
+            }
+            if (state.cursor[t] == nullptr) {
+                state.cursor[t] = &slot; // everything before was acknowledged by t
+            }
+            ++state.owed[t];
+        }
+    }
+
+    void unlink(std::size_t r, detail::Slot& slot) noexcept {
+        RegionState& state = *regions_[r];
+        for (std::size_t t = 0; t < regions_.size(); ++t) {
+            detail::Slot* cursor = state.cursor[t];
+            if (cursor == nullptr) {
+                continue; // t acknowledged everything, this entry included
+            }
+            if (slot.record.seq >= cursor->record.seq) {
+                --state.owed[t]; // at or after t's cursor: it was owed to t
+            }
+            if (cursor == &slot) {
+                state.cursor[t] = slot.next;
+            }
+        }
+        (slot.prev ? slot.prev->next : state.head) = slot.next;
+        (slot.next ? slot.next->prev : state.tail) = slot.prev;
+        slot.prev = slot.next = nullptr;
+        slot.linked = false;
+        --state.queued;
+    }
+
+    void collect(const RegionState& state, std::size_t t, std::size_t max_entries,
+                 std::vector<FanoutEntry>& batch) const {
+        std::size_t n = std::min(max_entries, state.owed[t]);
+        batch.reserve(n);
+        for (const detail::Slot* slot = state.cursor[t]; slot != nullptr && n > 0;
+             slot = slot->next, --n) {
+            batch.push_back(FanoutEntry{slot->key, slot->record, slot->record.seq});
+        }
+    }
+
+    std::size_t acknowledge(RegionState& state, std::size_t t, std::uint64_t up_to_seq) noexcept {
+        std::size_t released = 0;
+        detail::Slot*& cursor = state.cursor[t];
+        while (cursor != nullptr && cursor->record.seq <= up_to_seq) {
+            cursor = cursor->next;
+            ++released;
+        }
+        state.owed[t] -= released;
+        // Entries before every cursor are owed to nobody.
+        while (state.head != nullptr &&
+               std::find(state.cursor.begin(), state.cursor.end(), state.head) ==
+                   state.cursor.end()) {
+            detail::Slot* done = state.head;
+            state.head = done->next;
+            (state.head ? state.head->prev : state.tail) = nullptr;
+            done->next = nullptr;
+            done->linked = false;
+            --state.queued;
+        }
+        return released;
+    }
+
+    [[nodiscard]] bool is_linked(const detail::Slot& slot) const {
+        std::lock_guard<std::mutex> lock(regions_[slot.region_index]->fanout_mu);
+        return slot.linked;
+    }
+
+    // Readers of the queue see the record of a linked slot, so it may change only after the
+    // slot is unlinked. Capacity for the new value is reserved first, while the slot still
+    // sits in its queue: if that allocation fails, nothing has changed.
+    void detach_for_rewrite(detail::Slot& slot, std::size_t value_size, std::size_t region_size,
+                            std::optional<std::size_t> keep_locked_region,
+                            std::unique_lock<std::mutex>& keep_lock) {
+        RegionState& old = *regions_[slot.region_index];
+        std::unique_lock<std::mutex> lock(old.fanout_mu);
+        slot.record.value.reserve(value_size);
+        slot.record.region.reserve(region_size);
+        if (slot.linked) {
+            unlink(slot.region_index, slot);
+        }
+        if (keep_locked_region && *keep_locked_region == slot.region_index) {
+            keep_lock = std::move(lock);
+        }
+    }
+
+    // ---- the write paths ------------------------------------------------------------------
+
+    GeoWriteOutcome commit_local(std::size_t r, std::string_view key, std::string_view value,
+                                 bool deleted, std::optional<std::uint64_t> explicit_ts,
+                                 VectorClock* explicit_clock) {
+        std::vector<ConflictEvent> events;
+        GeoWriteOutcome outcome =
+            commit_local(r, key, value, deleted, explicit_ts, explicit_clock, events);
+        deliver(events);
+        return outcome;
+    }
+
+    // Conflicts raised on the way are appended to `events`, for the caller to deliver once it
+    // holds no lock.
+    GeoWriteOutcome commit_local(std::size_t r, std::string_view key, std::string_view value,
+                                 bool deleted, std::optional<std::uint64_t> explicit_ts,
+                                 VectorClock* explicit_clock, std::vector<ConflictEvent>& events) {
+        RegionState& state = *regions_[r];
+        const bool auto_stamp = !explicit_ts.has_value();
+        if (auto_stamp && config_.conflict_mode == ConflictResolutionMode::VectorClock &&
+            !state.group_id) {
+            throw ConfigError("vector-clock mode needs a Raft group for local region '" +
+                              config_.regions[r] + "' to key its clock entry");
+        }
+        if (explicit_ts) {
+            observe(r, *explicit_ts);
+        }
+        const std::size_t hash = detail::hash_key(key);
+        Shard& shard = shard_for(hash);
+        {
+            std::lock_guard<std::mutex> shard_lock(shard.mu);
+            detail::Slot* slot = shard.table.find(key, hash);
+            const std::uint64_t ts = auto_stamp ? stamp() : *explicit_ts;
+            VectorClock clock;
+            if (auto_stamp) {
+                if (slot != nullptr) {
+                    clock = slot->record.clock;
+                }
+                if (state.group_id) {
+                    // Reserve the entry now; its value is set once the seq is known.
+                    clock.set(*state.group_id, clock.get(*state.group_id) + 1);
+                }
+            } else {
+                clock = std::move(*explicit_clock);
+            }
+            std::optional<GeoRecord> displaced;
+            if (slot != nullptr && !auto_stamp) {
+                // A new commit of this region is later than all its earlier ones: max seq.
+                const Resolution res = resolve(
+                    detail::WriteView(ts, config_.regions[r],
+                                      std::numeric_limits<std::uint64_t>::max(), clock),
+                    detail::WriteView(slot->record), config_.conflict_mode);
+                if (!res.incoming_wins) {
+                    if (!res.same_write) {
+                        GeoRecord loser{config_.regions[r], ts, std::move(clock),
+                                        std::string(value), 0, deleted};
+                        raise_conflict(key, slot->record, loser, events);
+                    }
+                    return RejectedByConflict{config_.regions[r], slot->record.region,
+                                              slot->record.timestamp_ms};
+                }
+                if (res.concurrent) {
+                    displaced = slot->record;
+                }
+            }
+
+            std::unique_lock<std::mutex> queue_lock;
+            if (slot == nullptr) {
+                auto fresh = std::make_unique<detail::Slot>();
+                fresh->key.assign(key);
+                fresh->record.value.assign(value);
+                fresh->record.region = config_.regions[r];
+                fresh->region_index = r;
+                slot = shard.table.insert(std::move(fresh), hash);
+                queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
+            } else {
+                detach_for_rewrite(*slot, value.size(), config_.regions[r].size(), r, queue_lock);
+                if (!queue_lock.owns_lock()) {
+                    queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
+                }
+            }
+            // Nothing below allocates: the slot's strings have capacity, the clock is swapped.
+            const std::uint64_t seq = state.seq.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (auto_stamp && state.group_id) {
+                // Above every entry this region issued before (its seq) and above the key's
+                // current entry, so the new clock follows the stored one.
+                clock.set(*state.group_id, std::max(seq, clock.get(*state.group_id)));
+            }
+            GeoRecord& rec = slot->record;
+            rec.region.assign(config_.regions[r]);
+            rec.timestamp_ms = ts;
+            rec.clock = std::move(clock);
+            rec.value.assign(value.data(), value.size());
+            rec.seq = seq;
+            rec.deleted = deleted;
+            slot->region_index = r;
+            if (has_peers()) {
+                link_tail(r, *slot);
+            }
+            queue_lock.unlock();
+            if (displaced) {
+                raise_conflict(key, rec, *displaced, events);
+            }
+            return Committed{config_.regions[r], seq};
+        }
+    }
+
+    GeoWriteOutcome commit_remote(Incoming& in, std::vector<ConflictEvent>& events) {
+        observe(in.region, in.timestamp_ms);
+        const std::size_t hash = detail::hash_key(in.key);
+        Shard& shard = shard_for(hash);
+        {
+            std::lock_guard<std::mutex> shard_lock(shard.mu);
+            detail::Slot* slot = shard.table.find(in.key, hash);
+            const RegionId& region = config_.regions[in.region];
+            std::optional<GeoRecord> displaced;
+            if (slot != nullptr) {
+                const Resolution res =
+                    resolve(detail::WriteView(in.timestamp_ms, region, in.seq, in.clock),
+                            detail::WriteView(slot->record), config_.conflict_mode);
+                if (!res.incoming_wins) {
+                    if (!res.same_write) {
+                        GeoRecord loser{region,    in.timestamp_ms,       std::move(in.clock),
+                                        std::string(in.value), in.seq, in.deleted};
+                        raise_conflict(in.key, slot->record, loser, events);
+                    }
+                    return RejectedByConflict{region, slot->record.region,
+                                              slot->record.timestamp_ms};
+                }
+                if (res.concurrent) {
+                    displaced = slot->record;
+                }
+                // The displaced write, if still queued here, is dominated by this one, which
+                // its origin ships to every peer: peers end the same without it.
+                std::unique_lock<std::mutex> unused;
+                detach_for_rewrite(*slot, in.value.size(), region.size(), std::nullopt, unused);
+            } else {
+                auto fresh = std::make_unique<detail::Slot>();
+                fresh->key.assign(in.key);
+                fresh->record.value.reserve(in.value.size());
+                fresh->record.region = region;
+                slot = shard.table.insert(std::move(fresh), hash);
+            }
+            GeoRecord& rec = slot->record;
+            rec.region.assign(region);
+            rec.timestamp_ms = in.timestamp_ms;
+            rec.clock = std::move(in.clock);
+            rec.value.assign(in.value.data(), in.value.size());
+            rec.seq = in.seq;
+            rec.deleted = in.deleted;
+            slot->region_index = in.region;
+            if (displaced) {
+                raise_conflict(in.key, rec, *displaced, events);
+            }
+            return Committed{region, in.seq};
+        }
+    }
+
+    // ---- conflicts ------------------------------------------------------------------------
+
+    /// Logs a conflict (caller holds the key's shard lock) and, when listeners exist, keeps a
+    /// copy to deliver once every lock is released.
+    void raise_conflict(std::string_view key, const GeoRecord& winner, const GeoRecord& loser,
+                        std::vector<ConflictEvent>& events) {
+        {
+            std::lock_guard<std::mutex> lock(conflict_mu_);
+            if (!conflict_ring_.empty()) {
+                // Assigning into a used slot reuses its strings' capacity: no allocation.
+                ConflictEvent& slot = conflict_ring_[conflicts_total_ % conflict_ring_.size()];
+                slot.key.assign(key.data(), key.size());
+                slot.winner = winner;
+                slot.loser = loser;
+            }
+            ++conflicts_total_;
+        }
+        if (has_listeners_.load(std::memory_order_acquire)) {
+            events.push_back(ConflictEvent{std::string(key), winner, loser});
+        }
+    }
+
+    void deliver(const std::vector<ConflictEvent>& events) {
+        if (events.empty()) {
+            return;
+        }
+        std::shared_ptr<const ListenerList> listeners;
+        {
+            std::lock_guard<std::mutex> lock(listeners_mu_);
+            listeners = listeners_;
+        }
+        if (!listeners) {
+            return;
+        }
+        for (const auto& event : events) {
+            for (const auto& entry : *listeners) {
+                try {
+                    entry.second(event);
+                } catch (...) {
+                    listener_errors_.fetch_add(1, std::memory_order_relaxed);
+                }
+            }
+        }
+    }
+
+    ActiveActiveGeoConfig config_;
+    std::vector<RegionRaftGroup> groups_;
+    HybridClock clock_;
+    std::vector<std::unique_ptr<RegionState>> regions_;
+    std::size_t local_index_{};
+    std::uint64_t tombstone_grace_ms_{};
+    Shard shards_[shard_count];
+
+    mutable std::mutex conflict_mu_;
+    std::vector<ConflictEvent> conflict_ring_;
+    std::uint64_t conflicts_total_{};
+
+    std::mutex listeners_mu_;
+    std::shared_ptr<const ListenerList> listeners_;
+    ListenerId last_listener_id_{};
+    std::atomic<bool> has_listeners_{false};
+    std::atomic<std::uint64_t> listener_errors_{0};
+};
+
+} // namespace geo
