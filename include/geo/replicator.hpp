@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,18 +30,25 @@ namespace geo {
 
 namespace detail {
 
-/// One key's stored record, plus its place in the fanout queue of the record's region.
+/// A write owed to peers, linked into its source region's fanout queue in commit order.
 ///
-/// The fanout queue is the records themselves, linked in commit order: a key is owed to peers
-/// only in its newest state, so a pending entry is never a copy and never more than one per key.
-struct Slot {
+/// Usually it is a key's stored record itself (a Slot), so queuing copies nothing and a newer
+/// commit of the key simply moves it to the tail. When a remote write displaces a record that
+/// is still owed, the queue keeps a detached copy in its place, so the displaced write still
+/// reaches every peer (which then report it as a lost conflict).
+struct QueueEntry {
     std::string key;
     GeoRecord record;
-    std::size_t region_index{}; ///< index of record.region; guarded by the shard mutex
-    // Guarded by the fanout mutex of region `region_index`:
-    Slot* prev{};
-    Slot* next{};
+    // Guarded by the fanout mutex of the queue's region:
+    QueueEntry* prev{};
+    QueueEntry* next{};
     bool linked{};
+    bool detached{}; ///< a copy owned by the queue, not a key's slot
+};
+
+/// One key's stored record.
+struct Slot : QueueEntry {
+    std::size_t region_index{}; ///< index of record.region; guarded by the shard mutex
 };
 
 } // namespace detail
@@ -436,10 +444,20 @@ private:
         explicit RegionState(std::size_t region_count)
             : cursor(region_count, nullptr), owed(region_count, 0) {}
 
+        RegionState(const RegionState&) = delete;
+        RegionState& operator=(const RegionState&) = delete;
+        ~RegionState() {
+            for (auto& [key, entry] : detached) {
+                delete entry;
+            }
+        }
+
         mutable std::mutex fanout_mu; // the queue below; local commits of this region
-        detail::Slot* head{};
-        detail::Slot* tail{};
-        std::vector<detail::Slot*> cursor; ///< per target: first entry it has not acknowledged
+        detail::QueueEntry* head{};
+        detail::QueueEntry* tail{};
+        std::vector<detail::QueueEntry*> cursor; ///< per target: first entry not acknowledged
+        /// Queued copies of displaced writes, by key (rare; see detail::QueueEntry).
+        std::unordered_map<std::string_view, detail::QueueEntry*> detached;
         std::vector<std::size_t> owed;     ///< per target: entries from cursor to tail
         std::size_t queued{};              ///< entries owed to at least one target
 
@@ -516,7 +534,7 @@ private:
 
     [[nodiscard]] bool has_peers() const noexcept { return regions_.size() > 1; }
 
-    void link_tail(std::size_t r, detail::Slot& slot) noexcept {
+    void link_tail(std::size_t r, detail::QueueEntry& slot) noexcept {
         RegionState& state = *regions_[r];
         slot.prev = state.tail;
         slot.next = nullptr;
@@ -535,10 +553,10 @@ private:
         }
     }
 
-    void unlink(std::size_t r, detail::Slot& slot) noexcept {
+    void unlink(std::size_t r, detail::QueueEntry& slot) noexcept {
         RegionState& state = *regions_[r];
         for (std::size_t t = 0; t < regions_.size(); ++t) {
-            detail::Slot* cursor = state.cursor[t];
+            detail::QueueEntry* cursor = state.cursor[t];
             if (cursor == nullptr) {
                 continue; // t acknowledged everything, this entry included
             }
@@ -560,7 +578,7 @@ private:
                  std::vector<FanoutEntry>& batch) const {
         std::size_t n = std::min(max_entries, state.owed[t]);
         batch.reserve(n);
-        for (const detail::Slot* slot = state.cursor[t]; slot != nullptr && n > 0;
+        for (const detail::QueueEntry* slot = state.cursor[t]; slot != nullptr && n > 0;
              slot = slot->next, --n) {
             batch.push_back(FanoutEntry{slot->key, slot->record, slot->record.seq});
         }
@@ -568,7 +586,7 @@ private:
 
     std::size_t acknowledge(RegionState& state, std::size_t t, std::uint64_t up_to_seq) noexcept {
         std::size_t released = 0;
-        detail::Slot*& cursor = state.cursor[t];
+        detail::QueueEntry*& cursor = state.cursor[t];
         while (cursor != nullptr && cursor->record.seq <= up_to_seq) {
             cursor = cursor->next;
             ++released;
@@ -578,12 +596,16 @@ private:
         while (state.head != nullptr &&
                std::find(state.cursor.begin(), state.cursor.end(), state.head) ==
                    state.cursor.end()) {
-            detail::Slot* done = state.head;
+            detail::QueueEntry* done = state.head;
             state.head = done->next;
             (state.head ? state.head->prev : state.tail) = nullptr;
             done->next = nullptr;
             done->linked = false;
             --state.queued;
+            if (done->detached) {
+                state.detached.erase(done->key);
+                delete done;
+            }
         }
         return released;
     }
@@ -595,19 +617,55 @@ private:
 
     // Readers of the queue see the record of a linked slot, so it may change only after the
     // slot is unlinked. Capacity for the new value is reserved first, while the slot still
-    // sits in its queue: if that allocation fails, nothing has changed.
+    // sits in its queue: if that allocation fails, nothing has changed. With `keep_owed` (a
+    // remote write displaces the record) a still-owed write is replaced in its queue by a copy.
     void detach_for_rewrite(detail::Slot& slot, std::size_t value_size, std::size_t region_size,
-                            std::optional<std::size_t> keep_locked_region,
+                            bool keep_owed, std::optional<std::size_t> keep_locked_region,
                             std::unique_lock<std::mutex>& keep_lock) {
-        RegionState& old = *regions_[slot.region_index];
+        const std::size_t r = slot.region_index;
+        RegionState& old = *regions_[r];
         std::unique_lock<std::mutex> lock(old.fanout_mu);
         slot.record.value.reserve(value_size);
         slot.record.region.reserve(region_size);
-        if (slot.linked) {
-            unlink(slot.region_index, slot);
+        if (slot.linked && keep_owed) {
+            auto copy = std::make_unique<detail::QueueEntry>();
+            copy->key = slot.key;
+            copy->record = slot.record;
+            copy->detached = true;
+            old.detached.emplace(copy->key, copy.get());
+            replace_in_queue(old, slot, *copy.release());
+        } else if (slot.linked) {
+            unlink(r, slot);
         }
-        if (keep_locked_region && *keep_locked_region == slot.region_index) {
+        if (keep_locked_region && *keep_locked_region == r) {
             keep_lock = std::move(lock);
+        }
+    }
+
+    static void replace_in_queue(RegionState& state, detail::QueueEntry& out,
+                                 detail::QueueEntry& in) noexcept {
+        in.prev = out.prev;
+        in.next = out.next;
+        (in.prev ? in.prev->next : state.head) = &in;
+        (in.next ? in.next->prev : state.tail) = &in;
+        std::replace(state.cursor.begin(), state.cursor.end(), &out, &in);
+        in.linked = true;
+        out.prev = out.next = nullptr;
+        out.linked = false;
+    }
+
+    /// A new commit of `key` in region `r` supersedes a queued copy of its earlier one.
+    void drop_detached(std::size_t r, std::string_view key) noexcept {
+        RegionState& state = *regions_[r];
+        if (state.detached.empty()) {
+            return;
+        }
+        auto it = state.detached.find(key);
+        if (it != state.detached.end()) {
+            detail::QueueEntry* copy = it->second;
+            state.detached.erase(it);
+            unlink(r, *copy);
+            delete copy;
         }
     }
 
@@ -687,7 +745,8 @@ private:
                 slot = shard.table.insert(std::move(fresh), hash);
                 queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
             } else {
-                detach_for_rewrite(*slot, value.size(), config_.regions[r].size(), r, queue_lock);
+                detach_for_rewrite(*slot, value.size(), config_.regions[r].size(), false, r,
+                                   queue_lock);
                 if (!queue_lock.owns_lock()) {
                     queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
                 }
@@ -708,6 +767,7 @@ private:
             rec.deleted = deleted;
             slot->region_index = r;
             if (has_peers()) {
+                drop_detached(r, key);
                 link_tail(r, *slot);
             }
             queue_lock.unlock();
@@ -743,10 +803,9 @@ private:
                 if (res.concurrent) {
                     displaced = slot->record;
                 }
-                // The displaced write, if still queued here, is dominated by this one, which
-                // its origin ships to every peer: peers end the same without it.
                 std::unique_lock<std::mutex> unused;
-                detach_for_rewrite(*slot, in.value.size(), region.size(), std::nullopt, unused);
+                detach_for_rewrite(*slot, in.value.size(), region.size(), true, std::nullopt,
+                                   unused);
             } else {
                 auto fresh = std::make_unique<detail::Slot>();
                 fresh->key.assign(in.key);
