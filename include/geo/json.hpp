@@ -97,16 +97,21 @@ void within(std::string_view segment, Read&& read) {
 /// A short description of a value for messages: scalars verbatim, containers by kind.
 [[nodiscard]] inline std::string describe(const json& j) {
     switch (j.type()) {
-    case json::value_t::string: return "a string";
-    case json::value_t::object: return "an object";
-    case json::value_t::array: return "an array";
+    case json::value_t::string:
+        return "a string";
+    case json::value_t::object:
+        return "an object";
+    case json::value_t::array:
+        return "an array";
     case json::value_t::null:
     case json::value_t::boolean:
     case json::value_t::number_integer:
     case json::value_t::number_unsigned:
-    case json::value_t::number_float: return j.dump();
+    case json::value_t::number_float:
+        return j.dump();
     case json::value_t::binary:
-    case json::value_t::discarded: break;
+    case json::value_t::discarded:
+        break;
     }
     return j.type_name();
 }
@@ -266,7 +271,9 @@ void read_optional_field(const json& object, const char* key, std::optional<T>& 
     return std::chrono::nanoseconds(static_cast<std::int64_t>(secs * 1'000'000'000U + nanos));
 }
 
-inline void read_value(const json& j, std::chrono::nanoseconds& out) { out = duration_from_json(j); }
+inline void read_value(const json& j, std::chrono::nanoseconds& out) {
+    out = duration_from_json(j);
+}
 
 /// A node id key: decimal digits only, within uint64.
 [[nodiscard]] inline std::optional<NodeId> parse_node_id(std::string_view text) noexcept {
@@ -291,7 +298,9 @@ inline void read_value(const json& j, std::chrono::nanoseconds& out) { out = dur
 
 // ---- enums: the variant name as a string --------------------------------------------------
 
-inline void to_json(nlohmann::json& j, ConsistencyLevel level) { j = std::string(to_string(level)); }
+inline void to_json(nlohmann::json& j, ConsistencyLevel level) {
+    j = std::string(to_string(level));
+}
 
 inline void from_json(const nlohmann::json& j, ConsistencyLevel& level) {
     if (!j.is_string()) {
@@ -307,7 +316,9 @@ inline void from_json(const nlohmann::json& j, ConsistencyLevel& level) {
     level = *parsed;
 }
 
-inline void to_json(nlohmann::json& j, ConflictResolutionMode mode) { j = std::string(to_string(mode)); }
+inline void to_json(nlohmann::json& j, ConflictResolutionMode mode) {
+    j = std::string(to_string(mode));
+}
 
 inline void from_json(const nlohmann::json& j, ConflictResolutionMode& mode) {
     if (!j.is_string()) {
@@ -316,10 +327,9 @@ inline void from_json(const nlohmann::json& j, ConflictResolutionMode& mode) {
     }
     const auto parsed = conflict_mode_from_string(j.get_ref<const std::string&>());
     if (!parsed) {
-        throw detail::FieldParseError(
-            "", "unknown conflict resolution mode " +
-                    detail::quoted(j.get_ref<const std::string&>()) +
-                    " (expected LastWriterWins or VectorClock)");
+        throw detail::FieldParseError("", "unknown conflict resolution mode " +
+                                              detail::quoted(j.get_ref<const std::string&>()) +
+                                              " (expected LastWriterWins or VectorClock)");
     }
     mode = *parsed;
 }
@@ -351,9 +361,9 @@ inline void from_json(const nlohmann::json& j, VectorClock& clock) {
             detail::within(it.key(), [&] {
                 const auto node = detail::parse_node_id(it.key());
                 if (!node) {
-                    throw detail::FieldParseError(
-                        "", "node id " + detail::quoted(it.key()) +
-                                " is not a decimal unsigned 64-bit integer");
+                    throw detail::FieldParseError("",
+                                                  "node id " + detail::quoted(it.key()) +
+                                                      " is not a decimal unsigned 64-bit integer");
                 }
                 std::uint64_t counter = 0;
                 detail::read_value(it.value(), counter);
@@ -570,7 +580,9 @@ inline void from_json(const nlohmann::json& j, AlreadyApplied& outcome) {
 }
 
 namespace detail {
-[[nodiscard]] constexpr std::string_view outcome_tag(const Committed&) noexcept { return "Committed"; }
+[[nodiscard]] constexpr std::string_view outcome_tag(const Committed&) noexcept {
+    return "Committed";
+}
 [[nodiscard]] constexpr std::string_view outcome_tag(const RejectedByConflict&) noexcept {
     return "RejectedByConflict";
 }
@@ -613,8 +625,9 @@ inline void from_json(const nlohmann::json& j, GeoWriteOutcome& outcome) {
     detail::expect_object(j);
     if (j.size() != 1) {
         throw detail::FieldParseError(
-            "", "expected exactly one key (Committed, RejectedByConflict or AlreadyApplied), found " +
-                    std::to_string(j.size()));
+            "",
+            "expected exactly one key (Committed, RejectedByConflict or AlreadyApplied), found " +
+                std::to_string(j.size()));
     }
     const std::string& tag = j.begin().key();
     GeoWriteOutcome result;

@@ -204,7 +204,9 @@ public:
                         entry.record.timestamp_ms,
                         entry.record.clock,
                         entry.record.deleted,
-                        entry.record.seq};
+                        // A record from a node that does not track seq carries 0: the entry's
+                        // seq is the same commit sequence.
+                        entry.record.seq != 0 ? entry.record.seq : entry.seq};
             outcome = commit_remote(in, events);
             raise_seq(state, entry.seq);
             if (auto* committed = std::get_if<Committed>(&outcome)) {
