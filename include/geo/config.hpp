@@ -106,7 +106,10 @@ struct ActiveActiveGeoConfig {
     /// Routes a host's own write type through `RoutingTraits<Write>`.
     template <class Write, class = std::enable_if_t<!std::is_convertible_v<const Write&, std::string_view>>>
     [[nodiscard]] WriteRoutingDecision route(const Write& write) const {
-        return route(RoutingTraits<Write>::subject(write), RoutingTraits<Write>::tenant(write));
+        // Keep what the traits return alive (it may be a temporary string) while routing.
+        decltype(auto) subject = RoutingTraits<Write>::subject(write);
+        decltype(auto) tenant = RoutingTraits<Write>::tenant(write);
+        return route(std::string_view(subject), detail::tenant_view(tenant));
     }
 
     /// Throws ConfigError naming the first impossible setting.

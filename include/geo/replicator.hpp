@@ -220,6 +220,7 @@ public:
     /// Applies a batch in order; one outcome per entry.
     std::vector<GeoWriteOutcome> apply_remote(std::string_view origin,
                                               const std::vector<FanoutEntry>& batch) {
+        static_cast<void>(region_index(origin)); // unknown origin: an error, even if empty
         std::vector<GeoWriteOutcome> outcomes;
         outcomes.reserve(batch.size());
         for (const auto& entry : batch) {

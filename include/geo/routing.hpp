@@ -66,6 +66,21 @@ struct has_tenant_member : std::false_type {};
 template <class T>
 struct has_tenant_member<T, std::void_t<decltype(std::declval<const T&>().tenant())>>
     : std::true_type {};
+
+/// A tenant as a view: accepts optional<string>, optional<string_view>, a string, a pointer.
+template <class T>
+[[nodiscard]] std::optional<std::string_view> tenant_view(const T& tenant) {
+    if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+        return std::string_view(tenant);
+    } else if constexpr (std::is_same_v<T, std::nullopt_t>) {
+        return std::nullopt;
+    } else {
+        if (!tenant) {
+            return std::nullopt;
+        }
+        return std::string_view(*tenant);
+    }
+}
 } // namespace detail
 
 /// Customization point that lets `ActiveActiveGeoConfig::route` take a host's own write type
@@ -77,17 +92,13 @@ struct has_tenant_member<T, std::void_t<decltype(std::declval<const T&>().tenant
 ///     };
 ///
 /// Without a specialization, a type with member functions `subject()` and (optionally)
-/// `tenant()` works as is.
+/// `tenant()` works as is; they may return strings, views or optionals, by value or reference.
 template <class Write, class = void>
 struct RoutingTraits {
-    static std::string_view subject(const Write& write) { return write.subject(); }
-    static std::optional<std::string_view> tenant(const Write& write) {
+    static decltype(auto) subject(const Write& write) { return write.subject(); }
+    static decltype(auto) tenant(const Write& write) {
         if constexpr (detail::has_tenant_member<Write>::value) {
-            auto t = write.tenant();
-            if (!t) {
-                return std::nullopt;
-            }
-            return std::string_view(*t);
+            return write.tenant();
         } else {
             return std::nullopt;
         }
