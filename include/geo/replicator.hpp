@@ -362,8 +362,7 @@ public:
             std::lock_guard<std::mutex> lock(shard.mu);
             doomed.clear();
             shard.table.for_each([&](detail::Slot& slot, std::size_t hash) {
-                if (slot.record.deleted && slot.record.timestamp_ms <= cutoff &&
-                    !is_linked(slot)) {
+                if (slot.record.deleted && slot.record.timestamp_ms <= cutoff && !owes(slot)) {
                     doomed.emplace_back(&slot, hash);
                 }
             });
@@ -613,9 +612,19 @@ private:
         return released;
     }
 
-    [[nodiscard]] bool is_linked(const detail::Slot& slot) const {
-        std::lock_guard<std::mutex> lock(regions_[slot.region_index]->fanout_mu);
-        return slot.linked;
+    /// Whether some queue here still holds a write of this key: the slot itself, or a copy of
+    /// a write the slot's record displaced (shipping that copy after the tombstone is gone
+    /// could revive the key at a peer that also purged it).
+    [[nodiscard]] bool owes(const detail::Slot& slot) const {
+        for (std::size_t r = 0; r < regions_.size(); ++r) {
+            const RegionState& state = *regions_[r];
+            std::lock_guard<std::mutex> lock(state.fanout_mu);
+            if ((r == slot.region_index && slot.linked) ||
+                (!state.detached.empty() && state.detached.count(slot.key) != 0)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     // Readers of the queue see the record of a linked slot, so it may change only after the

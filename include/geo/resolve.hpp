@@ -15,8 +15,8 @@ struct Resolution {
     bool incoming_wins{};
     /// Both are the same write (same place in the LWW order): a re-delivery, never a conflict.
     bool same_write{};
-    /// Vector-clock mode only: neither clock happens before the other, so the LWW fallback
-    /// decided and the displaced record is a lost update to report.
+    /// Vector-clock mode only: neither clock happens before the other (or they are equal on two
+    /// different writes), so the LWW fallback decided and the loser is a lost update to report.
     bool concurrent{};
 };
 
@@ -68,8 +68,13 @@ struct WriteView {
         case ClockOrder::After:
             return {false, same, false};
         case ClockOrder::Equal:
+            // Same history: a re-application of the same write (possibly under a new seq) is
+            // not a lost update; only a different write with an identical clock is.
+            return {lww_less(existing, incoming), same,
+                    existing.timestamp_ms != incoming.timestamp_ms ||
+                        existing.region != incoming.region};
         case ClockOrder::Concurrent:
-            return {lww_less(existing, incoming), same, !same};
+            return {lww_less(existing, incoming), same, true};
         }
     }
     return {lww_less(existing, incoming), same, false};
