@@ -42,8 +42,14 @@ struct QueueEntry {
     // Guarded by the fanout mutex of the queue's region:
     QueueEntry* prev{};
     QueueEntry* next{};
-    bool linked{};
+    /// Written under the queue's mutex. Only a holder of the key's shard mutex links a slot,
+    /// so that holder may read `false` without the queue's mutex (acquire pairs with the
+    /// release of the unlinking thread, which may have just read the record).
+    std::atomic<bool> linked{false};
     bool detached{}; ///< a copy owned by the queue, not a key's slot
+
+    [[nodiscard]] bool is_linked() const noexcept { return linked.load(std::memory_order_acquire); }
+    void set_linked(bool value) noexcept { linked.store(value, std::memory_order_release); }
 };
 
 /// One key's stored record.
@@ -469,6 +475,31 @@ private:
         std::optional<std::uint64_t> group_id;
     };
 
+    /// A record's fields, without owning them: a losing write is logged without being built.
+    struct RecordView {
+        std::string_view region;
+        std::uint64_t timestamp_ms;
+        const VectorClock& clock;
+        std::string_view value;
+        std::uint64_t seq;
+        bool deleted;
+
+        RecordView(std::string_view reg, std::uint64_t ts, const VectorClock& c,
+                   std::string_view val, std::uint64_t s, bool del) noexcept
+            : region(reg), timestamp_ms(ts), clock(c), value(val), seq(s), deleted(del) {}
+        explicit RecordView(const GeoRecord& r) noexcept
+            : RecordView(r.region, r.timestamp_ms, r.clock, r.value, r.seq, r.deleted) {}
+
+        void copy_to(GeoRecord& out) const {
+            out.region.assign(region.data(), region.size());
+            out.timestamp_ms = timestamp_ms;
+            out.clock = clock;
+            out.value.assign(value.data(), value.size());
+            out.seq = seq;
+            out.deleted = deleted;
+        }
+    };
+
     /// A write being applied, before it is stored.
     struct Incoming {
         std::size_t region;
@@ -484,8 +515,15 @@ private:
 
     [[nodiscard]] std::size_t index_of(std::string_view region) const noexcept {
         const auto& regions = config_.regions;
-        return static_cast<std::size_t>(std::find(regions.begin(), regions.end(), region) -
-                                        regions.begin());
+        std::size_t i = 0;
+        for (; i < regions.size(); ++i) {
+            const std::string& r = regions[i];
+            if (r.size() == region.size() &&
+                std::char_traits<char>::compare(r.data(), region.data(), r.size()) == 0) {
+                break;
+            }
+        }
+        return i;
     }
 
     [[nodiscard]] std::size_t region_index(std::string_view region) const {
@@ -542,7 +580,7 @@ private:
         slot.next = nullptr;
         (state.tail ? state.tail->next : state.head) = &slot;
         state.tail = &slot;
-        slot.linked = true;
+        slot.set_linked(true);
         ++state.queued;
         for (std::size_t t = 0; t < regions_.size(); ++t) {
             if (t == r) {
@@ -572,7 +610,7 @@ private:
         (slot.prev ? slot.prev->next : state.head) = slot.next;
         (slot.next ? slot.next->prev : state.tail) = slot.prev;
         slot.prev = slot.next = nullptr;
-        slot.linked = false;
+        slot.set_linked(false);
         --state.queued;
     }
 
@@ -602,7 +640,7 @@ private:
             state.head = done->next;
             (state.head ? state.head->prev : state.tail) = nullptr;
             done->next = nullptr;
-            done->linked = false;
+            done->set_linked(false);
             --state.queued;
             if (done->detached) {
                 state.detached.erase(done->key);
@@ -619,7 +657,7 @@ private:
         for (std::size_t r = 0; r < regions_.size(); ++r) {
             const RegionState& state = *regions_[r];
             std::lock_guard<std::mutex> lock(state.fanout_mu);
-            if ((r == slot.region_index && slot.linked) ||
+            if ((r == slot.region_index && slot.is_linked()) ||
                 (!state.detached.empty() && state.detached.count(slot.key) != 0)) {
                 return true;
             }
@@ -636,21 +674,42 @@ private:
                             std::unique_lock<std::mutex>& keep_lock) {
         const std::size_t r = slot.region_index;
         RegionState& old = *regions_[r];
-        std::unique_lock<std::mutex> lock(old.fanout_mu);
-        slot.record.value.reserve(value_size);
-        slot.record.region.reserve(region_size);
-        if (slot.linked && keep_owed) {
+        const bool keep = keep_locked_region && *keep_locked_region == r;
+        std::unique_lock<std::mutex> lock(old.fanout_mu, std::defer_lock);
+        if (keep || slot.is_linked()) {
+            lock.lock();
+        }
+        reserve(slot.record.value, value_size);
+        reserve(slot.record.region, region_size);
+        if (!slot.is_linked()) {
+            // nothing to do in the queue
+        } else if (keep_owed) {
             auto copy = std::make_unique<detail::QueueEntry>();
             copy->key = slot.key;
             copy->record = slot.record;
             copy->detached = true;
             old.detached.emplace(copy->key, copy.get());
             replace_in_queue(old, slot, *copy.release());
-        } else if (slot.linked) {
+        } else {
             unlink(r, slot);
         }
-        if (keep_locked_region && *keep_locked_region == r) {
+        if (keep) {
             keep_lock = std::move(lock);
+        }
+    }
+
+    static void reserve(std::string& s, std::size_t size) {
+        if (s.capacity() < size) {
+            s.reserve(size);
+        }
+    }
+
+    /// `dst = src` for a string with enough capacity, without the generic assign's overhead.
+    static void assign_reserved(std::string& dst, std::string_view src) noexcept {
+        if (dst.size() == src.size()) {
+            std::char_traits<char>::copy(dst.data(), src.data(), src.size());
+        } else {
+            dst.assign(src.data(), src.size()); // within capacity: does not allocate
         }
     }
 
@@ -661,17 +720,13 @@ private:
         (in.prev ? in.prev->next : state.head) = &in;
         (in.next ? in.next->prev : state.tail) = &in;
         std::replace(state.cursor.begin(), state.cursor.end(), &out, &in);
-        in.linked = true;
+        in.set_linked(true);
         out.prev = out.next = nullptr;
-        out.linked = false;
+        out.set_linked(false);
     }
 
     /// A new commit of `key` in region `r` supersedes a queued copy of its earlier one.
-    void drop_detached(std::size_t r, std::string_view key) noexcept {
-        RegionState& state = *regions_[r];
-        if (state.detached.empty()) {
-            return;
-        }
+    void drop_detached(RegionState& state, std::size_t r, std::string_view key) noexcept {
         auto it = state.detached.find(key);
         if (it != state.detached.end()) {
             detail::QueueEntry* copy = it->second;
@@ -735,9 +790,9 @@ private:
                     detail::WriteView(slot->record), config_.conflict_mode);
                 if (!res.incoming_wins) {
                     if (!res.same_write) {
-                        GeoRecord loser{config_.regions[r], ts, std::move(clock),
-                                        std::string(value), 0, deleted};
-                        raise_conflict(key, slot->record, loser, events);
+                        raise_conflict(key, slot->record,
+                                       RecordView{config_.regions[r], ts, clock, value, 0, deleted},
+                                       events);
                     }
                     return RejectedByConflict{config_.regions[r], slot->record.region,
                                               slot->record.timestamp_ms};
@@ -771,20 +826,24 @@ private:
                 clock.set(*state.group_id, std::max(seq, clock.get(*state.group_id)));
             }
             GeoRecord& rec = slot->record;
-            rec.region.assign(config_.regions[r]);
+            if (slot->region_index != r || rec.region.empty()) {
+                assign_reserved(rec.region, config_.regions[r]);
+            }
             rec.timestamp_ms = ts;
             rec.clock = std::move(clock);
-            rec.value.assign(value.data(), value.size());
+            assign_reserved(rec.value, value);
             rec.seq = seq;
             rec.deleted = deleted;
             slot->region_index = r;
             if (has_peers()) {
-                drop_detached(r, key);
+                if (!state.detached.empty()) {
+                    drop_detached(state, r, key);
+                }
                 link_tail(r, *slot);
             }
             queue_lock.unlock();
             if (displaced) {
-                raise_conflict(key, rec, *displaced, events);
+                raise_conflict(key, rec, RecordView(*displaced), events);
             }
             return Committed{config_.regions[r], seq};
         }
@@ -805,9 +864,10 @@ private:
                             detail::WriteView(slot->record), config_.conflict_mode);
                 if (!res.incoming_wins) {
                     if (!res.same_write) {
-                        GeoRecord loser{region,    in.timestamp_ms,       std::move(in.clock),
-                                        std::string(in.value), in.seq, in.deleted};
-                        raise_conflict(in.key, slot->record, loser, events);
+                        raise_conflict(in.key, slot->record,
+                                       RecordView{region, in.timestamp_ms, in.clock, in.value,
+                                                  in.seq, in.deleted},
+                                       events);
                     }
                     return RejectedByConflict{region, slot->record.region,
                                               slot->record.timestamp_ms};
@@ -826,15 +886,17 @@ private:
                 slot = shard.table.insert(std::move(fresh), hash);
             }
             GeoRecord& rec = slot->record;
-            rec.region.assign(region);
+            if (slot->region_index != in.region || rec.region.empty()) {
+                assign_reserved(rec.region, region);
+            }
             rec.timestamp_ms = in.timestamp_ms;
             rec.clock = std::move(in.clock);
-            rec.value.assign(in.value.data(), in.value.size());
+            assign_reserved(rec.value, in.value);
             rec.seq = in.seq;
             rec.deleted = in.deleted;
             slot->region_index = in.region;
             if (displaced) {
-                raise_conflict(in.key, rec, *displaced, events);
+                raise_conflict(in.key, rec, RecordView(*displaced), events);
             }
             return Committed{region, in.seq};
         }
@@ -844,21 +906,24 @@ private:
 
     /// Logs a conflict (caller holds the key's shard lock) and, when listeners exist, keeps a
     /// copy to deliver once every lock is released.
-    void raise_conflict(std::string_view key, const GeoRecord& winner, const GeoRecord& loser,
+    void raise_conflict(std::string_view key, const GeoRecord& winner, const RecordView& loser,
                         std::vector<ConflictEvent>& events) {
         {
             std::lock_guard<std::mutex> lock(conflict_mu_);
             if (!conflict_ring_.empty()) {
-                // Assigning into a used slot reuses its strings' capacity: no allocation.
-                ConflictEvent& slot = conflict_ring_[conflicts_total_ % conflict_ring_.size()];
-                slot.key.assign(key.data(), key.size());
-                slot.winner = winner;
-                slot.loser = loser;
+                // Assigning into a used entry reuses its strings' capacity: no allocation once
+                // the ring has filled.
+                ConflictEvent& entry = conflict_ring_[conflicts_total_ % conflict_ring_.size()];
+                entry.key.assign(key.data(), key.size());
+                entry.winner = winner;
+                loser.copy_to(entry.loser);
             }
             ++conflicts_total_;
         }
         if (has_listeners_.load(std::memory_order_acquire)) {
-            events.push_back(ConflictEvent{std::string(key), winner, loser});
+            ConflictEvent event{std::string(key), winner, {}};
+            loser.copy_to(event.loser);
+            events.push_back(std::move(event));
         }
     }
 
