@@ -122,8 +122,10 @@ TEST_CASE("the config example written back equals the original plus the added fi
     json written = geo::parse_config(config_fixture);
     CHECK(written["tombstone_grace"] == json{{"secs", 86400}, {"nanos", 0}});
     CHECK(written["conflict_log_capacity"] == 1024);
+    CHECK(written["max_clock_offset"] == json{{"secs", 0}, {"nanos", 0}});
     written.erase("tombstone_grace");
     written.erase("conflict_log_capacity");
+    written.erase("max_clock_offset");
     CHECK(written == original);
 }
 
@@ -255,6 +257,7 @@ TEST_CASE("configs survive a round trip, vector-clock mode and added fields incl
     config.max_lag = 2s + 250ms + 3ns;
     config.tombstone_grace = 90min + 1ns;
     config.conflict_log_capacity = 0;
+    config.max_clock_offset = 500ms;
     config.primary_tier["secondary"] = {"ap-south-1"};
     config.routing_rules.insert(config.routing_rules.begin(),
                                 geo::RegionRoutingRule{"acme", "https://acme/", "acme", "us-east-1",
@@ -369,13 +372,16 @@ TEST_CASE("a config without the added fields loads with the member defaults", "[
     const geo::ActiveActiveGeoConfig defaults;
     CHECK(config.tombstone_grace == defaults.tombstone_grace);
     CHECK(config.conflict_log_capacity == defaults.conflict_log_capacity);
+    CHECK(config.max_clock_offset == defaults.max_clock_offset);
 
     const auto tuned = geo::parse_config(mutated_config([](json& j) {
         j["tombstone_grace"] = {{"secs", 60}, {"nanos", 5}};
         j["conflict_log_capacity"] = 8;
+        j["max_clock_offset"] = {{"secs", 0}, {"nanos", 500000000}};
     }));
     CHECK(tuned.tombstone_grace == 60s + 5ns);
     CHECK(tuned.conflict_log_capacity == 8);
+    CHECK(tuned.max_clock_offset == 500ms);
 }
 
 TEST_CASE("a record without seq and deleted loads as seq 0, not deleted", "[json][compat]") {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -936,4 +937,28 @@ TEST_CASE("concurrent writers, drainers and readers leave exact totals") {
             CHECK(stale == 0);
         }
     }
+}
+
+TEST_CASE("a remote write stamped beyond max_clock_offset is flagged and still applied") {
+    std::uint64_t now_ms = 1'000'000;
+    auto config = ActiveActiveGeoConfig::multi_region("us-east-1", {"us-east-1", "eu-west-1"});
+    config.max_clock_offset = std::chrono::milliseconds(500);
+    ActiveActiveReplicator replica(config, {}, [&now_ms] { return now_ms; });
+
+    CHECK(std::holds_alternative<Committed>(
+        replica.apply_remote_write("eu-west-1", "near", "v", now_ms + 500, {})));
+    CHECK(replica.clock_offset_violations() == 0);
+
+    CHECK(std::holds_alternative<Committed>(
+        replica.apply_remote_write("eu-west-1", "far", "v", now_ms + 501, {})));
+    CHECK(replica.clock_offset_violations() == 1);
+    CHECK(replica.get("far") == std::optional<std::string>("v"));
+}
+
+TEST_CASE("the clock offset check is off unless configured") {
+    ActiveActiveReplicator replica(
+        ActiveActiveGeoConfig::multi_region("us-east-1", {"us-east-1", "eu-west-1"}), {},
+        [] { return std::uint64_t{1000}; });
+    replica.apply_remote_write("eu-west-1", "k", "v", 1000 + 3'600'000, {});
+    CHECK(replica.clock_offset_violations() == 0);
 }

@@ -50,6 +50,10 @@ struct ActiveActiveGeoConfig {
     std::chrono::nanoseconds tombstone_grace{std::chrono::hours(24)};
     /// How many conflicts `recent_conflicts()` keeps; 0 keeps none (listeners still run).
     std::size_t conflict_log_capacity{1024};
+    /// A remote write stamped further than this ahead of the local physical clock is counted
+    /// in `ActiveActiveReplicator::clock_offset_violations()` (still applied: refusing it would
+    /// depend on each replica's clock and break convergence). Zero disables the check.
+    std::chrono::nanoseconds max_clock_offset{0};
 
     [[nodiscard]] static ActiveActiveGeoConfig single_region(RegionId local) {
         return multi_region(local, {local});
@@ -150,6 +154,9 @@ struct ActiveActiveGeoConfig {
         if (tombstone_grace.count() < 0) {
             throw ConfigError("tombstone_grace is negative");
         }
+        if (max_clock_offset.count() < 0) {
+            throw ConfigError("max_clock_offset is negative");
+        }
     }
 
     friend bool operator==(const ActiveActiveGeoConfig& a, const ActiveActiveGeoConfig& b) {
@@ -157,7 +164,8 @@ struct ActiveActiveGeoConfig {
                a.primary_tier == b.primary_tier && a.routing_rules == b.routing_rules &&
                a.conflict_mode == b.conflict_mode && a.max_lag == b.max_lag &&
                a.tombstone_grace == b.tombstone_grace &&
-               a.conflict_log_capacity == b.conflict_log_capacity;
+               a.conflict_log_capacity == b.conflict_log_capacity &&
+               a.max_clock_offset == b.max_clock_offset;
     }
     friend bool operator!=(const ActiveActiveGeoConfig& a, const ActiveActiveGeoConfig& b) {
         return !(a == b);

@@ -416,7 +416,8 @@ inline void from_json(const nlohmann::json& j, WriteRoutingDecision& decision) {
 
 // ---- config -------------------------------------------------------------------------------
 
-/// Writes the seed fields plus `tombstone_grace` ({secs, nanos}) and `conflict_log_capacity`.
+/// Writes the seed fields plus `tombstone_grace`, `max_clock_offset` ({secs, nanos}) and
+/// `conflict_log_capacity`.
 /// Throws ConfigError for a negative duration, which the wire format cannot express.
 inline void to_json(nlohmann::json& j, const ActiveActiveGeoConfig& config) {
     nlohmann::json tiers = nlohmann::json::object();
@@ -436,6 +437,8 @@ inline void to_json(nlohmann::json& j, const ActiveActiveGeoConfig& config) {
     result["max_lag"] = detail::duration_to_json(config.max_lag, "max_lag");
     result["tombstone_grace"] = detail::duration_to_json(config.tombstone_grace, "tombstone_grace");
     result["conflict_log_capacity"] = static_cast<std::uint64_t>(config.conflict_log_capacity);
+    result["max_clock_offset"] =
+        detail::duration_to_json(config.max_clock_offset, "max_clock_offset");
     j = std::move(result);
 }
 
@@ -451,6 +454,7 @@ inline void from_json(const nlohmann::json& j, ActiveActiveGeoConfig& config) {
     detail::read_field(j, "conflict_mode", result.conflict_mode);
     detail::read_field(j, "max_lag", result.max_lag);
     detail::read_field_if_present(j, "tombstone_grace", result.tombstone_grace);
+    detail::read_field_if_present(j, "max_clock_offset", result.max_clock_offset);
     std::uint64_t capacity = result.conflict_log_capacity;
     detail::read_field_if_present(j, "conflict_log_capacity", capacity);
     if (capacity > std::numeric_limits<std::size_t>::max()) {

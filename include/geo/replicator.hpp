@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -113,8 +114,8 @@ public:
             state.seq.store(group.committed_seq, std::memory_order_relaxed);
         }
         conflict_ring_.resize(config_.conflict_log_capacity);
-        tombstone_grace_ms_ = static_cast<std::uint64_t>(
-            (config_.tombstone_grace.count() + 999'999) / 1'000'000);
+        tombstone_grace_ms_ = ceil_ms(config_.tombstone_grace);
+        max_clock_offset_ms_ = ceil_ms(config_.max_clock_offset);
     }
 
     ActiveActiveReplicator(const ActiveActiveReplicator&) = delete;
@@ -431,6 +432,13 @@ public:
         has_listeners_.store(!next->empty(), std::memory_order_release);
         listeners_ = std::move(next);
         return true;
+    }
+
+    /// Remote writes received with a timestamp more than `config().max_clock_offset` ahead of
+    /// this replica's physical clock: a peer's clock is wrong, and its writes will win LWW
+    /// conflicts they should not. Always 0 when the check is disabled.
+    [[nodiscard]] std::uint64_t clock_offset_violations() const noexcept {
+        return clock_offset_violations_.load(std::memory_order_relaxed);
     }
 
     /// Exceptions thrown by conflict listeners and swallowed.
@@ -851,6 +859,10 @@ private:
 
     GeoWriteOutcome commit_remote(Incoming& in, std::vector<ConflictEvent>& events) {
         observe(in.region, in.timestamp_ms);
+        if (max_clock_offset_ms_ != 0 &&
+            in.timestamp_ms > clock_.physical_ms() + max_clock_offset_ms_) {
+            clock_offset_violations_.fetch_add(1, std::memory_order_relaxed);
+        }
         const std::size_t hash = detail::hash_key(in.key);
         Shard& shard = shard_for(hash);
         {
@@ -950,12 +962,18 @@ private:
         }
     }
 
+    static std::uint64_t ceil_ms(std::chrono::nanoseconds d) noexcept {
+        return static_cast<std::uint64_t>((d.count() + 999'999) / 1'000'000);
+    }
+
     ActiveActiveGeoConfig config_;
     std::vector<RegionRaftGroup> groups_;
     HybridClock clock_;
     std::vector<std::unique_ptr<RegionState>> regions_;
     std::size_t local_index_{};
     std::uint64_t tombstone_grace_ms_{};
+    std::uint64_t max_clock_offset_ms_{};
+    std::atomic<std::uint64_t> clock_offset_violations_{0};
     Shard shards_[shard_count];
 
     mutable std::mutex conflict_mu_;
