@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <utility>
 
 namespace geo {
@@ -61,9 +62,17 @@ private:
         std::uint64_t last = issued_.load(std::memory_order_relaxed);
         std::uint64_t next = 0;
         do {
-            next = std::max({physical, last + past_last, observed_.load(std::memory_order_relaxed) + 1});
+            // Saturating: a corrupt timestamp near the maximum must not wrap the clock to 0.
+            next = std::max({physical, saturating_inc(last, past_last),
+                             saturating_inc(observed_.load(std::memory_order_relaxed), 1)});
         } while (!issued_.compare_exchange_weak(last, next, std::memory_order_relaxed));
         return next;
+    }
+
+    static std::uint64_t saturating_inc(std::uint64_t v, std::uint64_t by) noexcept {
+        return v > std::numeric_limits<std::uint64_t>::max() - by
+                   ? std::numeric_limits<std::uint64_t>::max()
+                   : v + by;
     }
 
     std::function<std::uint64_t()> physical_ms_;

@@ -85,7 +85,11 @@ public:
         : ActiveActiveReplicator(std::move(config), std::move(groups), &current_timestamp_ms) {}
 
     /// `physical_ms` replaces the wall clock under the hybrid clock (tests give each replica a
-    /// skewed or frozen clock this way).
+    /// skewed or frozen clock this way). It is called with internal locks held: it must not
+    /// call back into the replicator.
+    ///
+    /// A group's `committed_seq` restores its region's sequence: local commits continue after
+    /// it, and entries of that origin at or below it count as already applied.
     ActiveActiveReplicator(ActiveActiveGeoConfig config, std::vector<RegionRaftGroup> groups,
                            std::function<std::uint64_t()> physical_ms)
         : config_(std::move(config)), groups_(std::move(groups)), clock_(std::move(physical_ms)) {
@@ -99,6 +103,13 @@ public:
                 if (groups_[j].region_id == groups_[i].region_id) {
                     throw ConfigError("region '" + groups_[i].region_id +
                                       "' has more than one Raft group");
+                }
+                // The group id keys the region's vector-clock entry: shared, two regions
+                // would issue the same entries and replicas could end apart.
+                if (groups_[j].group_id == groups_[i].group_id) {
+                    throw ConfigError("regions '" + groups_[j].region_id + "' and '" +
+                                      groups_[i].region_id + "' share Raft group id " +
+                                      std::to_string(groups_[i].group_id));
                 }
             }
         }
@@ -166,7 +177,8 @@ public:
 
     /// A peer's write as the seed API delivers it: resolved like any write, never queued again.
     /// Accepted: the origin's counter advances by one and becomes the record's seq. It cannot
-    /// tell a re-delivery from a new write; prefer `apply_remote`.
+    /// tell a re-delivery from a new write; prefer `apply_remote`, and do not mix the two for
+    /// one origin (they share its counter).
     GeoWriteOutcome apply_remote_write(std::string_view origin, std::string_view key,
                                        std::string_view value, std::uint64_t timestamp_ms,
                                        VectorClock clock = {}) {
@@ -192,11 +204,7 @@ public:
     /// An entry that loses its conflict still counts as applied.
     GeoWriteOutcome apply_remote(std::string_view origin, const FanoutEntry& entry) {
         const std::size_t o = region_index(origin);
-        if (entry.record.region != config_.regions[o]) {
-            throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
-                              entry.record.region + "' but arrived from '" +
-                              config_.regions[o] + "'");
-        }
+        check_origin(o, entry);
         RegionState& state = *regions_[o];
         std::vector<ConflictEvent> events;
         GeoWriteOutcome outcome;
@@ -224,10 +232,15 @@ public:
         return outcome;
     }
 
-    /// Applies a batch in order; one outcome per entry.
+    /// Applies a batch in order; one outcome per entry. Entries are checked first, so a batch
+    /// with a bad entry changes nothing; if an entry fails for lack of memory, those before it
+    /// stay applied, and re-sending the whole batch is safe.
     std::vector<GeoWriteOutcome> apply_remote(std::string_view origin,
                                               const std::vector<FanoutEntry>& batch) {
-        static_cast<void>(region_index(origin)); // unknown origin: an error, even if empty
+        const std::size_t o = region_index(origin); // an error even for an empty batch
+        for (const auto& entry : batch) {
+            check_origin(o, entry); // before applying any: a bad batch changes nothing
+        }
         std::vector<GeoWriteOutcome> outcomes;
         outcomes.reserve(batch.size());
         for (const auto& entry : batch) {
@@ -416,7 +429,8 @@ public:
         return last_listener_id_;
     }
 
-    /// Unregisters a listener; false if `id` is not registered.
+    /// Unregisters a listener; false if `id` is not registered. A write already in flight may
+    /// still call it once after this returns: keep what it captures alive until writers stop.
     bool remove_conflict_listener(ListenerId id) {
         std::lock_guard<std::mutex> lock(listeners_mu_);
         if (!listeners_) {
@@ -547,11 +561,21 @@ private:
         return i;
     }
 
+    void check_origin(std::size_t o, const FanoutEntry& entry) const {
+        if (entry.record.region != config_.regions[o]) {
+            throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
+                              entry.record.region + "' but arrived from '" +
+                              config_.regions[o] + "'");
+        }
+    }
+
+    // The top bits pick the shard; the table inside uses the low bits.
+    static constexpr int shard_shift = static_cast<int>(sizeof(std::size_t) * 8) - 16;
     [[nodiscard]] Shard& shard_for(std::size_t hash) noexcept {
-        return shards_[(hash >> 48) % shard_count];
+        return shards_[(hash >> shard_shift) % shard_count];
     }
     [[nodiscard]] const Shard& shard_for(std::size_t hash) const noexcept {
-        return shards_[(hash >> 48) % shard_count];
+        return shards_[(hash >> shard_shift) % shard_count];
     }
 
     // Observed timestamps are kept per region (one cache line each) so writers of different
@@ -789,7 +813,7 @@ private:
             } else {
                 clock = std::move(*explicit_clock);
             }
-            std::optional<GeoRecord> displaced;
+            std::optional<PreparedConflict> displaced;
             if (slot != nullptr && !auto_stamp) {
                 // A new commit of this region is later than all its earlier ones: max seq.
                 const Resolution res = resolve(
@@ -806,7 +830,9 @@ private:
                                               slot->record.timestamp_ms};
                 }
                 if (res.concurrent) {
-                    displaced = slot->record;
+                    displaced = prepare_conflict(
+                        key, RecordView{config_.regions[r], ts, clock, value, 0, deleted},
+                        RecordView(slot->record), events);
                 }
             }
 
@@ -820,8 +846,9 @@ private:
                 slot = shard.table.insert(std::move(fresh), hash);
                 queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
             } else {
-                detach_for_rewrite(*slot, value.size(), config_.regions[r].size(), false, r,
-                                   queue_lock);
+                // A write another region still owes its peers stays queued as a copy.
+                detach_for_rewrite(*slot, value.size(), config_.regions[r].size(),
+                                   slot->region_index != r, r, queue_lock);
                 if (!queue_lock.owns_lock()) {
                     queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
                 }
@@ -851,7 +878,7 @@ private:
             }
             queue_lock.unlock();
             if (displaced) {
-                raise_conflict(key, rec, RecordView(*displaced), events);
+                publish_conflict(*displaced, seq, events);
             }
             return Committed{config_.regions[r], seq};
         }
@@ -860,7 +887,7 @@ private:
     GeoWriteOutcome commit_remote(Incoming& in, std::vector<ConflictEvent>& events) {
         observe(in.region, in.timestamp_ms);
         if (max_clock_offset_ms_ != 0 &&
-            in.timestamp_ms > clock_.physical_ms() + max_clock_offset_ms_) {
+            in.timestamp_ms > saturating_add(clock_.physical_ms(), max_clock_offset_ms_)) {
             clock_offset_violations_.fetch_add(1, std::memory_order_relaxed);
         }
         const std::size_t hash = detail::hash_key(in.key);
@@ -869,7 +896,7 @@ private:
             std::lock_guard<std::mutex> shard_lock(shard.mu);
             detail::Slot* slot = shard.table.find(in.key, hash);
             const RegionId& region = config_.regions[in.region];
-            std::optional<GeoRecord> displaced;
+            std::optional<PreparedConflict> displaced;
             if (slot != nullptr) {
                 const Resolution res =
                     resolve(detail::WriteView(in.timestamp_ms, region, in.seq, in.clock),
@@ -885,7 +912,10 @@ private:
                                               slot->record.timestamp_ms};
                 }
                 if (res.concurrent) {
-                    displaced = slot->record;
+                    displaced = prepare_conflict(in.key,
+                                                 RecordView{region, in.timestamp_ms, in.clock,
+                                                            in.value, in.seq, in.deleted},
+                                                 RecordView(slot->record), events);
                 }
                 std::unique_lock<std::mutex> unused;
                 detach_for_rewrite(*slot, in.value.size(), region.size(), true, std::nullopt,
@@ -908,7 +938,7 @@ private:
             rec.deleted = in.deleted;
             slot->region_index = in.region;
             if (displaced) {
-                raise_conflict(in.key, rec, RecordView(*displaced), events);
+                publish_conflict(*displaced, in.seq, events);
             }
             return Committed{region, in.seq};
         }
@@ -920,22 +950,69 @@ private:
     /// copy to deliver once every lock is released.
     void raise_conflict(std::string_view key, const GeoRecord& winner, const RecordView& loser,
                         std::vector<ConflictEvent>& events) {
+        std::optional<ConflictEvent> for_listeners;
+        if (has_listeners_.load(std::memory_order_acquire)) {
+            for_listeners.emplace(ConflictEvent{std::string(key), winner, {}});
+            loser.copy_to(for_listeners->loser);
+            events.reserve(events.size() + 1);
+        }
         {
             std::lock_guard<std::mutex> lock(conflict_mu_);
             if (!conflict_ring_.empty()) {
                 // Assigning into a used entry reuses its strings' capacity: no allocation once
                 // the ring has filled.
                 ConflictEvent& entry = conflict_ring_[conflicts_total_ % conflict_ring_.size()];
-                entry.key.assign(key.data(), key.size());
-                entry.winner = winner;
-                loser.copy_to(entry.loser);
+                try {
+                    entry.key.assign(key.data(), key.size());
+                    entry.winner = winner;
+                    loser.copy_to(entry.loser);
+                } catch (...) {
+                    entry = ConflictEvent{}; // never half of two events; it was the oldest
+                    throw;
+                }
             }
             ++conflicts_total_;
         }
+        if (for_listeners) {
+            events.push_back(std::move(*for_listeners)); // capacity reserved: cannot throw
+        }
+    }
+
+    /// A conflict built before the write that raises it is stored, so that reporting it after
+    /// the store cannot fail.
+    struct PreparedConflict {
+        ConflictEvent for_log;
+        std::optional<ConflictEvent> for_listeners;
+    };
+
+    PreparedConflict prepare_conflict(std::string_view key, const RecordView& winner,
+                                      const RecordView& loser, std::vector<ConflictEvent>& events) {
+        PreparedConflict prepared;
+        prepared.for_log.key.assign(key.data(), key.size());
+        winner.copy_to(prepared.for_log.winner);
+        loser.copy_to(prepared.for_log.loser);
         if (has_listeners_.load(std::memory_order_acquire)) {
-            ConflictEvent event{std::string(key), winner, {}};
-            loser.copy_to(event.loser);
-            events.push_back(std::move(event));
+            prepared.for_listeners = prepared.for_log;
+            events.reserve(events.size() + 1);
+        }
+        return prepared;
+    }
+
+    /// Logs and queues for listeners a prepared conflict; `winner_seq` is the stored write's.
+    void publish_conflict(PreparedConflict& prepared, std::uint64_t winner_seq,
+                          std::vector<ConflictEvent>& events) noexcept {
+        prepared.for_log.winner.seq = winner_seq;
+        {
+            std::lock_guard<std::mutex> lock(conflict_mu_);
+            if (!conflict_ring_.empty()) {
+                using std::swap;
+                swap(conflict_ring_[conflicts_total_ % conflict_ring_.size()], prepared.for_log);
+            }
+            ++conflicts_total_;
+        }
+        if (prepared.for_listeners) {
+            prepared.for_listeners->winner.seq = winner_seq;
+            events.push_back(std::move(*prepared.for_listeners)); // capacity reserved
         }
     }
 
@@ -963,7 +1040,14 @@ private:
     }
 
     static std::uint64_t ceil_ms(std::chrono::nanoseconds d) noexcept {
-        return static_cast<std::uint64_t>((d.count() + 999'999) / 1'000'000);
+        const auto ns = static_cast<std::uint64_t>(d.count()); // validate() rejects negatives
+        return ns / 1'000'000 + (ns % 1'000'000 != 0 ? 1 : 0);
+    }
+
+    static std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
+        return a > std::numeric_limits<std::uint64_t>::max() - b
+                   ? std::numeric_limits<std::uint64_t>::max()
+                   : a + b;
     }
 
     ActiveActiveGeoConfig config_;
