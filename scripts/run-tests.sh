@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Runs every test configuration: for each CMake test preset, configure, build
+# and run ctest; then build (not run) the benchmarks of the `release` preset so
+# they keep compiling. Prints a per-preset timing table and exits non-zero if
+# any step failed.
+#
+#   bash scripts/run-tests.sh                 # all presets below + benchmark build
+#   bash scripts/run-tests.sh gcc-cxx17 tsan  # just these test presets
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+default_presets=(gcc-cxx17 gcc-cxx20 clang-cxx17 clang-cxx20 asan-ubsan tsan)
+build_only_presets=()
+if [ "$#" -gt 0 ]; then
+    presets=("$@")
+else
+    presets=("${default_presets[@]}")
+    build_only_presets=(release)
+fi
+
+bash scripts/install-deps.sh
+
+jobs="$(nproc 2>/dev/null || echo 2)"
+log_dir="build/logs"
+mkdir -p "$log_dir"
+
+summary=()
+failed_presets=()
+total_passed=0
+total_failed=0
+run_start=$SECONDS
+
+# run_preset <preset> <test|build-only>
+run_preset() {
+    local preset="$1" mode="$2"
+    local start=$SECONDS configured built tested status="ok" timing counts
+    echo
+    echo "=================================================================="
+    echo "== preset: $preset ($mode)"
+    echo "=================================================================="
+    if ! cmake --preset "$preset"; then
+        status="FAILED (configure)"
+        timing="configure failed after $((SECONDS - start))s"
+    else
+        configured=$SECONDS
+        if ! cmake --build --preset "$preset" -j "$jobs"; then
+            status="FAILED (build)"
+            timing="configure $((configured - start))s, build failed after $((SECONDS - configured))s"
+        else
+            built=$SECONDS
+            timing="configure $((configured - start))s, build $((built - configured))s"
+            if [ "$mode" = "test" ]; then
+                local test_log="$log_dir/ctest-$preset.log"
+                if ! ctest --preset "$preset" 2>&1 | tee "$test_log"; then
+                    status="FAILED (test)"
+                fi
+                # "NN% tests passed, F tests failed out of T"
+                counts="$(sed -n 's/^[0-9]*% tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1 \2/p' "$test_log" | tail -n 1)"
+                if [ -n "$counts" ]; then
+                    local failed_count total_count
+                    read -r failed_count total_count <<<"$counts"
+                    total_passed=$((total_passed + total_count - failed_count))
+                    total_failed=$((total_failed + failed_count))
+                elif [ "$status" = "ok" ]; then
+                    status="FAILED (no ctest summary)"
+                fi
+                tested=$SECONDS
+                timing="$timing, test $((tested - built))s"
+            fi
+        fi
+    fi
+    local label="$preset"
+    [ "$mode" = "test" ] || label="$preset ($mode)"
+    summary+=("$(printf '%-22s %-26s %5ss  (%s)' "$label" "$status" "$((SECONDS - start))" "$timing")")
+    if [ "$status" != "ok" ]; then
+        failed_presets+=("$label")
+    fi
+}
+
+for preset in "${presets[@]}"; do
+    run_preset "$preset" test
+done
+for preset in "${build_only_presets[@]}"; do
+    run_preset "$preset" build-only
+done
+
+echo
+echo "=================================================================="
+echo "== summary ($((SECONDS - run_start))s total, $jobs build jobs)"
+echo "=================================================================="
+for line in "${summary[@]}"; do
+    echo "$line"
+done
+if [ "${#failed_presets[@]}" -gt 0 ]; then
+    echo "failed: ${failed_presets[*]}"
+fi
+echo "tests: $total_passed passed, $total_failed failed"
+
+[ "${#failed_presets[@]}" -eq 0 ]

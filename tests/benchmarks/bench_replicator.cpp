@@ -1,0 +1,1140 @@
+// Benchmarks of BENCHMARKS.md for geo::ActiveActiveReplicator: a plain std::chrono harness.
+//
+// Every figure is a ratio against a floor measured in the same run, over the same pre-built
+// keys, the same key sequence and the same timestamps: std::unordered_map<std::string, Record>
+// doing, per operation, one try_emplace and, when the new timestamp is greater, one value
+// assignment. Each timing is repeated (--reps) and the minimum kept; geo and the floor
+// alternate within each repetition. "ratio" is min(geo) / min(floor) in wall time;
+// "paired_median_ratio" is the median over repetitions of geo / floor of the same repetition
+// (robust when the machine's load changes during the run); "cpu_ratio" uses the thread's CPU
+// time (immune to preemption, not to cache interference). Results are checked (same final
+// state as the floor, same win count, all fanout drained) outside the clock; "check" says
+// whether they held.
+//
+// Output: one JSON object per line on stdout (the first, "meta", describes the build and the
+// machine); progress goes to stderr.
+//
+//   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]
+//                    [--w3-concurrent PCT] [--quick] [--verbose]
+//
+// Defaults: N = 10^6, K = 10^5, 5 repetitions. --quick is a smoke run (N = 20000, K = 2000,
+// 2 repetitions); --n/--k/--reps still override it. --verbose prints every repetition's time
+// on stderr. The timed loops are never-inlined functions (geo_w1_writes, floor_w1_writes,
+// geo_drain, geo_w2_writes, floor_w2_writes, geo_w3_writes), so a profiler can select them, e.g.
+//   valgrind --tool=callgrind --toggle-collect='*geo_w1_writes*' bench_replicator --only W1
+//
+// What is timed. Outside the clock everywhere: building keys and values, random numbers and
+// vector clocks (all pre-generated), constructing and destroying the replicator or the map,
+// destroying drained batches, and the checks.
+//   W1  N apply_local_write(us-east-1, key i % K, value, kT0 + i), then drain_fanout from
+//       us-east-1 to each of the two peers. geo_ns_per_op = (writes + drains) / N; the drain
+//       is also reported on its own. Floor: the same N writes (it has nothing to drain).
+//   W2  N apply_remote_write(origin, key i % K, value, ts) with origin a random peer
+//       (eu-west-1 or ap-northeast-1: a replica receives remote writes from its peers) and ts
+//       pre-generated per key so that about half the writes lose (each write after a key's
+//       first is, with probability 1/2, above or below the key's current winner by 1..1000).
+//   W3  VectorClock mode: N apply_local_write(us-east-1, key i % K, value, kT0 + i, clock_i),
+//       clock_i moved in from a pre-generated vector (the per-rep copy of that vector is made
+//       before the clock starts). clock_i is the key's last clock with one increment on one of
+//       3 nodes, so it follows the stored clock. W3c: the same, but --w3-concurrent percent of
+//       the writes (default 25) instead increment a different node on the clock before the
+//       key's last one, so they are concurrent with the stored record, win by timestamp and
+//       raise a conflict. No drain.
+//   W4  W1 split in two: us-east-1 writes N/2 over keys [0, K/2), eu-west-1 writes N/2 over
+//       keys [K/2, K), each then drains its fanout to its two peers, on ONE replicator. Timed
+//       on 1 thread (one part after the other) and on 2 threads (one part each, wall clock
+//       from the first start to the last finish, after a spin barrier). speedup = t(1) / t(2).
+//       floor_speedup is the same split over two private unordered_maps: what this machine
+//       gives to two threads that share nothing.
+//   M1  Not a timing: in a fresh process (fork + exec of this binary), RSS before the first
+//       write (replicator or map already constructed, keys built) and peak RSS (VmHWM, reset
+//       through /proc/self/clear_refs when allowed) after W1's writes, without draining.
+//   S1  W1 at K = N/100, N/10, N (10^4, 10^5, 10^6 at the default N = 10^6).
+//   D1  Drain cost against queue length: with Q keys pending (Q = N/100 and N), the time of
+//       peek_fanout(us-east-1, eu-west-1, 100) + acknowledge_fanout of that batch, per entry,
+//       over min(N/100, 10000) entries. Must not grow with Q.
+
+#include <geo/geo.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define GEO_BENCH_LINUX 1
+#else
+#define GEO_BENCH_LINUX 0
+#endif
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr std::string_view kUs = "us-east-1";
+constexpr std::string_view kEu = "eu-west-1";
+constexpr std::string_view kAp = "ap-northeast-1";
+constexpr std::array<std::string_view, 3> kRegions{kUs, kEu, kAp};
+constexpr std::uint64_t kT0 = 1'700'000'000'000ULL; // ms; fixed so runs are reproducible
+constexpr std::size_t kValuePool = 61;              // distinct values, cycled
+constexpr std::size_t kValueSize = 32;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+double ns_between(SteadyClock::time_point a, SteadyClock::time_point b) {
+    return std::chrono::duration<double, std::nano>(b - a).count();
+}
+
+// CPU time of the calling thread, in ns (NaN where unsupported). On a shared machine a thread
+// that is preempted keeps its wall clock running but not its CPU time, so single-thread
+// workloads also report CPU-time figures; cache interference from neighbours shows in both.
+double thread_cpu_ns() {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    timespec ts{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
+        return 1e9 * static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec);
+    }
+#endif
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
+struct Stamp {
+    SteadyClock::time_point wall;
+    double cpu_ns;
+};
+
+Stamp stamp() {
+    return Stamp{SteadyClock::now(), thread_cpu_ns()};
+}
+
+struct Span {
+    double wall = 0;
+    double cpu = 0;
+};
+
+Span between(const Stamp& a, const Stamp& b) {
+    return Span{ns_between(a.wall, b.wall), b.cpu_ns - a.cpu_ns};
+}
+
+// Minimum over repetitions, of wall and CPU time independently; every wall time is kept too.
+struct Best {
+    double wall = kInf;
+    double cpu = kInf;
+    std::vector<double> walls;
+    void add(const Span& s) {
+        wall = std::min(wall, s.wall);
+        cpu = std::min(cpu, s.cpu); // stays NaN-free: min(inf, NaN) is inf
+        walls.push_back(s.wall);
+    }
+};
+
+// Median over repetitions of geo's wall time over the floor's in the same repetition (they run
+// back to back, so they share the machine's state of the moment): a second, noise-robust ratio.
+double paired_median_ratio(const Best& geo, const Best& floor) {
+    std::vector<double> ratios;
+    for (std::size_t i = 0; i < std::min(geo.walls.size(), floor.walls.size()); ++i) {
+        ratios.push_back(geo.walls[i] / floor.walls[i]);
+    }
+    if (ratios.empty()) {
+        return kInf;
+    }
+    std::sort(ratios.begin(), ratios.end());
+    const std::size_t mid = ratios.size() / 2;
+    return ratios.size() % 2 != 0 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
+}
+
+bool g_verbose = false; // --verbose
+
+void note_rep(std::string_view workload, const char* who, int rep, const Span& s, std::size_t ops) {
+    if (g_verbose) {
+        const double nn = static_cast<double>(ops);
+        std::fprintf(stderr, "  %.*s %s rep %d: %.2f ns/op wall, %.2f ns/op cpu\n",
+                     static_cast<int>(workload.size()), workload.data(), who, rep, s.wall / nn,
+                     s.cpu / nn);
+    }
+}
+
+// ---- options ------------------------------------------------------------------------------
+
+struct Options {
+    std::size_t n = 1'000'000;
+    std::size_t k = 100'000;
+    int reps = 5;
+    int w3_concurrent_pct = 25;
+    bool verbose = false; // every repetition's time on stderr
+    std::string only;     // comma-separated workload ids; empty: all
+    std::string m1_child; // internal: "geo" or "floor", run one M1 measurement and exit
+};
+
+bool selected(const Options& o, std::string_view id) {
+    if (o.only.empty()) {
+        return true;
+    }
+    std::string_view rest = o.only;
+    for (;;) {
+        const std::size_t comma = rest.find(',');
+        if (rest.substr(0, comma) == id) {
+            return true;
+        }
+        if (comma == std::string_view::npos) {
+            return false;
+        }
+        rest.remove_prefix(comma + 1);
+    }
+}
+
+bool parse_count(const std::string& text, std::size_t& out) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end); // accepts 1e6
+    if (end == text.c_str() || *end != '\0' || !(v >= 1) || v > 1e12 ||
+        v != static_cast<double>(static_cast<std::uint64_t>(v))) {
+        return false;
+    }
+    out = static_cast<std::size_t>(v);
+    return true;
+}
+
+[[noreturn]] void usage(const char* why, int status = 2) {
+    std::fprintf(
+        status == 0 ? stdout : stderr,
+        "%s%s%s"
+        "usage: bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]\n"
+        "                        [--w3-concurrent PCT] [--quick] [--verbose]\n",
+        why[0] != '\0' ? "bench_replicator: " : "", why, why[0] != '\0' ? "\n" : "");
+    std::exit(status);
+}
+
+Options parse_options(int argc, char** argv) {
+    Options o;
+    std::optional<std::size_t> n, k, reps, pct;
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        std::string value;
+        bool has_value = false;
+        if (const std::size_t eq = arg.find('=');
+            arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg.resize(eq);
+            has_value = true;
+        }
+        auto take = [&]() -> std::string {
+            if (has_value) {
+                return value;
+            }
+            if (i + 1 >= argc) {
+                usage(("missing value for " + arg).c_str());
+            }
+            return argv[++i];
+        };
+        auto take_count = [&](std::optional<std::size_t>& into) {
+            std::size_t v = 0;
+            if (!parse_count(take(), v)) {
+                usage(("bad value for " + arg).c_str());
+            }
+            into = v;
+        };
+        if (arg == "--n") {
+            take_count(n);
+        } else if (arg == "--k") {
+            take_count(k);
+        } else if (arg == "--reps") {
+            take_count(reps);
+        } else if (arg == "--w3-concurrent") {
+            take_count(pct);
+        } else if (arg == "--only") {
+            o.only = take();
+        } else if (arg == "--verbose" || arg == "-v") {
+            o.verbose = true;
+        } else if (arg == "--quick") {
+            quick = true;
+        } else if (arg == "--m1-child") {
+            o.m1_child = take();
+        } else if (arg.rfind("--benchmark_", 0) == 0) {
+            // Google Benchmark flags, passed to every benchmark by scripts/run-benchmarks.sh.
+            std::fprintf(stderr, "bench_replicator: ignoring %s\n", argv[i]);
+        } else if (arg == "--help" || arg == "-h") {
+            usage("", 0);
+        } else {
+            usage(("unknown argument " + arg).c_str());
+        }
+    }
+    if (quick) {
+        o.n = 20'000;
+        o.k = 2'000;
+        o.reps = 2;
+    }
+    o.n = n.value_or(o.n);
+    o.k = k.value_or(o.k);
+    o.reps = static_cast<int>(
+        std::min<std::size_t>(reps.value_or(static_cast<std::size_t>(o.reps)), 1000));
+    o.w3_concurrent_pct = static_cast<int>(std::min<std::size_t>(pct.value_or(25), 100));
+    return o;
+}
+
+// ---- JSON lines ---------------------------------------------------------------------------
+
+class JsonLine {
+public:
+    explicit JsonLine(std::string_view workload) { str("workload", workload); }
+
+    JsonLine& str(std::string_view key, std::string_view value) {
+        field(key);
+        text_ += '"';
+        for (const char c : value) {
+            if (c == '"' || c == '\\') {
+                text_ += '\\';
+            }
+            text_ += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+        }
+        text_ += '"';
+        return *this;
+    }
+    JsonLine& count(std::string_view key, std::uint64_t value) {
+        field(key);
+        text_ += std::to_string(value);
+        return *this;
+    }
+    JsonLine& num(std::string_view key, double value, int decimals = 2) {
+        field(key);
+        if (value != value || value == kInf || value == -kInf) {
+            text_ += "null";
+            return *this;
+        }
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+        text_ += buf;
+        return *this;
+    }
+    JsonLine& flag(std::string_view key, bool value) {
+        field(key);
+        text_ += value ? "true" : "false";
+        return *this;
+    }
+    void print() {
+        std::printf("{%s}\n", text_.c_str());
+        std::fflush(stdout);
+    }
+
+private:
+    void field(std::string_view key) {
+        if (!text_.empty()) {
+            text_ += ',';
+        }
+        text_ += '"';
+        text_.append(key.data(), key.size());
+        text_ += "\":";
+    }
+    std::string text_;
+};
+
+// ---- data, floor, replicator --------------------------------------------------------------
+
+struct Data {
+    std::vector<std::string> keys;
+    std::vector<std::string> values; // kValuePool values of kValueSize bytes
+};
+
+Data make_data(std::size_t key_count) {
+    Data d;
+    d.keys.reserve(key_count);
+    for (std::size_t i = 0; i < key_count; ++i) {
+        d.keys.push_back("http://example.org/resource/" + std::to_string(i));
+    }
+    d.values.reserve(kValuePool);
+    for (std::size_t i = 0; i < kValuePool; ++i) {
+        std::string v = "value-" + std::to_string(i) + "-";
+        v.resize(kValueSize, 'x');
+        d.values.push_back(std::move(v));
+    }
+    return d;
+}
+
+struct Record {
+    std::string value;
+    std::uint64_t ts{};
+};
+using FloorMap = std::unordered_map<std::string, Record>;
+
+// The floor's operation: one lookup-or-insert, one assignment when the timestamp is greater.
+inline bool floor_write(FloorMap& map, const std::string& key, const std::string& value,
+                        std::uint64_t ts) {
+    Record& rec = map.try_emplace(key).first->second;
+    if (ts > rec.ts) {
+        rec.value = value;
+        rec.ts = ts;
+        return true;
+    }
+    return false;
+}
+
+std::unique_ptr<geo::ActiveActiveReplicator> make_geo(geo::ConflictResolutionMode mode) {
+    auto config = geo::ActiveActiveGeoConfig::multi_region(
+        std::string(kUs), {std::string(kUs), std::string(kEu), std::string(kAp)});
+    config.conflict_mode = mode;
+    std::vector<geo::RegionRaftGroup> groups;
+    for (std::size_t i = 0; i < kRegions.size(); ++i) {
+        const geo::NodeId first = 3 * i + 1;
+        groups.emplace_back(std::string(kRegions[i]), i + 1,
+                            std::vector<geo::NodeId>{first, first + 1, first + 2});
+    }
+    return std::make_unique<geo::ActiveActiveReplicator>(std::move(config), std::move(groups));
+}
+
+// The timed loops are separate, never-inlined functions, so a profiler can select them by name
+// (e.g. valgrind --tool=callgrind --toggle-collect='*geo_w1_writes*').
+#define GEO_BENCH_NOINLINE __attribute__((noinline))
+
+// Op i of a W1-style stream writes key (i % k) with value (i % kValuePool), timestamp kT0 + i.
+template <class Write>
+inline void round_robin(std::size_t n, std::size_t k, Write&& write) {
+    std::size_t key = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        write(key, i);
+        if (++key == k) {
+            key = 0;
+        }
+    }
+}
+
+GEO_BENCH_NOINLINE void geo_w1_writes(geo::ActiveActiveReplicator& geo, std::string_view region,
+                                      const Data& d, std::size_t key_base, std::size_t n,
+                                      std::size_t k) {
+    const std::string* keys = d.keys.data() + key_base;
+    const std::string* values = d.values.data();
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        geo.apply_local_write(region, keys[key], values[i % kValuePool], kT0 + i);
+    });
+}
+
+GEO_BENCH_NOINLINE void floor_w1_writes(FloorMap& map, const Data& d, std::size_t key_base,
+                                        std::size_t n, std::size_t k) {
+    const std::string* keys = d.keys.data() + key_base;
+    const std::string* values = d.values.data();
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        floor_write(map, keys[key], values[i % kValuePool], kT0 + i);
+    });
+}
+
+using Batches = std::vector<std::vector<geo::FanoutEntry>>;
+
+// Drains `source`'s fanout to both peers; batches are kept so they die outside the clock.
+GEO_BENCH_NOINLINE std::size_t geo_drain(geo::ActiveActiveReplicator& geo, std::string_view source,
+                                         Batches& out) {
+    std::size_t entries = 0;
+    for (const std::string_view target : kRegions) {
+        if (target != source) {
+            out.push_back(geo.drain_fanout(source, target));
+            entries += out.back().size();
+        }
+    }
+    return entries;
+}
+
+bool same_state(const FloorMap& floor, const geo::ActiveActiveReplicator& geo) {
+    if (geo.record_count() != floor.size()) {
+        return false;
+    }
+    for (const auto& [key, rec] : floor) {
+        const std::optional<std::string> value = geo.get(key);
+        if (!value || *value != rec.value) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Runs floor and geo once per repetition, alternating which goes first.
+template <class Floor, class Geo>
+void alternate(int reps, Floor&& floor, Geo&& geo) {
+    for (int rep = 0; rep < reps; ++rep) {
+        if (rep % 2 == 0) {
+            floor(rep);
+            geo(rep);
+        } else {
+            geo(rep);
+            floor(rep);
+        }
+    }
+}
+
+// ---- W1 / S1 ------------------------------------------------------------------------------
+
+struct W1Figures {
+    Best floor;
+    Best geo;                   // writes + drains
+    double geo_write_ns = kInf; // wall, of the repetition with the fastest geo wall time
+    double geo_drain_ns = kInf;
+    std::size_t drained = 0;
+    bool ok = true;
+};
+
+W1Figures measure_w1(std::string_view id, const Data& d, std::size_t n, std::size_t k, int reps) {
+    W1Figures fig;
+    std::optional<FloorMap> floor_state; // first repetition's, for the check
+    alternate(
+        reps,
+        [&](int rep) {
+            FloorMap map;
+            const Stamp t0 = stamp();
+            floor_w1_writes(map, d, 0, n, k);
+            const Stamp t1 = stamp();
+            fig.floor.add(between(t0, t1));
+            note_rep(id, "floor", rep, between(t0, t1), n);
+            if (rep == 0) {
+                floor_state = std::move(map);
+            }
+        },
+        [&](int rep) {
+            auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+            Batches batches;
+            batches.reserve(2);
+            const Stamp t0 = stamp();
+            geo_w1_writes(*geo, kUs, d, 0, n, k);
+            const Stamp t1 = stamp();
+            const std::size_t drained = geo_drain(*geo, kUs, batches);
+            const Stamp t2 = stamp();
+            note_rep(id, "geo", rep, between(t0, t2), n);
+            if (between(t0, t2).wall < fig.geo.wall) {
+                fig.geo_write_ns = between(t0, t1).wall;
+                fig.geo_drain_ns = between(t1, t2).wall;
+            }
+            fig.geo.add(between(t0, t2));
+            fig.drained = drained;
+            fig.ok = fig.ok && drained == 2 * std::min(n, k) && geo->pending_fanout_len(kUs) == 0;
+            if (rep == 0) {
+                // Checked after the floor's first run (rep 0 runs the floor first).
+                fig.ok = fig.ok && floor_state && same_state(*floor_state, *geo);
+                floor_state.reset();
+            }
+        });
+    return fig;
+}
+
+void report_w1(const char* id, const Data& d, std::size_t n, std::size_t k, int reps,
+               std::optional<double> target) {
+    std::fprintf(stderr, "bench: %s n=%zu k=%zu\n", id, n, k);
+    const W1Figures f = measure_w1(id, d, n, k, reps);
+    const double nn = static_cast<double>(n);
+    JsonLine line(id);
+    line.count("n", n).count("k", k);
+    line.num("geo_ns_per_op", f.geo.wall / nn)
+        .num("floor_ns_per_op", f.floor.wall / nn)
+        .num("ratio", f.geo.wall / f.floor.wall, 3)
+        .num("paired_median_ratio", paired_median_ratio(f.geo, f.floor), 3);
+    if (target) {
+        line.num("target", *target, 1);
+    }
+    line.num("geo_cpu_ns_per_op", f.geo.cpu / nn)
+        .num("floor_cpu_ns_per_op", f.floor.cpu / nn)
+        .num("cpu_ratio", f.geo.cpu / f.floor.cpu, 3)
+        .num("geo_write_ns_per_op", f.geo_write_ns / nn)
+        .num("write_ratio", f.geo_write_ns / f.floor.wall, 3)
+        .num("drain_ms", f.geo_drain_ns / 1e6, 3)
+        .count("drained_entries", f.drained)
+        .num("drain_ns_per_entry",
+             f.drained ? f.geo_drain_ns / static_cast<double>(f.drained) : 0.0)
+        .flag("check", f.ok)
+        .print();
+}
+
+// ---- W2 -----------------------------------------------------------------------------------
+
+struct RemoteOp {
+    std::uint64_t ts;
+    std::uint32_t origin; // index into kRegions, a peer of us-east-1
+};
+
+std::vector<RemoteOp> make_w2_ops(std::size_t n, std::size_t k, std::size_t& wins) {
+    std::mt19937_64 rng(0x5eed'0002);
+    std::vector<std::uint64_t> best(k, 0);
+    std::vector<RemoteOp> ops;
+    ops.reserve(n);
+    wins = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t) {
+        const auto origin = static_cast<std::uint32_t>(1 + rng() % 2);
+        std::uint64_t ts = 0;
+        if (best[key] == 0) {
+            ts = kT0 + rng() % 1'000'000;
+        } else {
+            const std::uint64_t delta = 1 + rng() % 1000;
+            ts = (rng() & 1) != 0 ? best[key] + delta : best[key] - delta;
+        }
+        if (ts > best[key]) {
+            best[key] = ts;
+            ++wins;
+        }
+        ops.push_back(RemoteOp{ts, origin});
+    });
+    return ops;
+}
+
+GEO_BENCH_NOINLINE std::size_t floor_w2_writes(FloorMap& map, const Data& d,
+                                               const std::vector<RemoteOp>& ops, std::size_t n,
+                                               std::size_t k) {
+    const std::string* keys = d.keys.data();
+    const std::string* values = d.values.data();
+    std::size_t wins = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        wins += floor_write(map, keys[key], values[i % kValuePool], ops[i].ts) ? 1 : 0;
+    });
+    return wins;
+}
+
+GEO_BENCH_NOINLINE std::size_t geo_w2_writes(geo::ActiveActiveReplicator& geo, const Data& d,
+                                             const std::vector<RemoteOp>& ops, std::size_t n,
+                                             std::size_t k) {
+    const std::string* keys = d.keys.data();
+    const std::string* values = d.values.data();
+    std::size_t wins = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        const RemoteOp& op = ops[i];
+        const geo::GeoWriteOutcome out =
+            geo.apply_remote_write(kRegions[op.origin], keys[key], values[i % kValuePool], op.ts);
+        wins += std::holds_alternative<geo::Committed>(out) ? 1 : 0;
+    });
+    return wins;
+}
+
+void report_w2(const Data& d, std::size_t n, std::size_t k, int reps) {
+    std::fprintf(stderr, "bench: W2 n=%zu k=%zu\n", n, k);
+    std::size_t expected_wins = 0;
+    const std::vector<RemoteOp> ops = make_w2_ops(n, k, expected_wins);
+    Best floor_t;
+    Best geo_t;
+    bool ok = true;
+    std::optional<FloorMap> floor_state;
+    alternate(
+        reps,
+        [&](int rep) {
+            FloorMap map;
+            const Stamp t0 = stamp();
+            const std::size_t wins = floor_w2_writes(map, d, ops, n, k);
+            const Stamp t1 = stamp();
+            floor_t.add(between(t0, t1));
+            note_rep("W2", "floor", rep, between(t0, t1), n);
+            ok = ok && wins == expected_wins;
+            if (rep == 0) {
+                floor_state = std::move(map);
+            }
+        },
+        [&](int rep) {
+            auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+            const Stamp t0 = stamp();
+            const std::size_t wins = geo_w2_writes(*geo, d, ops, n, k);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep("W2", "geo", rep, between(t0, t1), n);
+            ok = ok && wins == expected_wins && geo->conflict_count() == n - expected_wins;
+            if (rep == 0) {
+                ok = ok && floor_state && same_state(*floor_state, *geo);
+                floor_state.reset();
+            }
+        });
+    const double nn = static_cast<double>(n);
+    JsonLine("W2")
+        .count("n", n)
+        .count("k", k)
+        .num("geo_ns_per_op", geo_t.wall / nn)
+        .num("floor_ns_per_op", floor_t.wall / nn)
+        .num("ratio", geo_t.wall / floor_t.wall, 3)
+        .num("paired_median_ratio", paired_median_ratio(geo_t, floor_t), 3)
+        .num("target", 1.5, 1)
+        .num("geo_cpu_ns_per_op", geo_t.cpu / nn)
+        .num("floor_cpu_ns_per_op", floor_t.cpu / nn)
+        .num("cpu_ratio", geo_t.cpu / floor_t.cpu, 3)
+        .num("lose_fraction", static_cast<double>(n - expected_wins) / nn, 3)
+        .flag("check", ok)
+        .print();
+}
+
+// ---- W3 -----------------------------------------------------------------------------------
+
+// Clock of each write: the key's last clock plus one increment on node 1, 2 or 3 (random).
+// With `concurrent_pct` > 0, that share of writes (after a key's first) instead increments a
+// node other than the last writer's on the clock before the key's last one: concurrent with
+// the stored clock (checked here), so it wins by its larger timestamp and raises a conflict.
+std::vector<geo::VectorClock> make_w3_clocks(std::size_t n, std::size_t k, int concurrent_pct,
+                                             std::size_t& concurrent) {
+    std::mt19937_64 rng(0x5eed'0003);
+    std::vector<geo::VectorClock> last(k);
+    std::vector<geo::VectorClock> before_last(k);
+    std::vector<geo::NodeId> last_node(k, 0);
+    std::vector<geo::VectorClock> clocks;
+    clocks.reserve(n);
+    concurrent = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t) {
+        geo::VectorClock clock;
+        geo::NodeId node = 1 + rng() % 3;
+        bool is_concurrent = false;
+        if (concurrent_pct > 0 && last_node[key] != 0 &&
+            static_cast<int>(rng() % 100) < concurrent_pct) {
+            geo::NodeId other = 1 + rng() % 2;
+            other = other >= last_node[key] ? other + 1 : other; // any node but the last one
+            clock = before_last[key];
+            clock.increment(other);
+            if (clock.compare(last[key]) == geo::ClockOrder::Concurrent) {
+                is_concurrent = true;
+                node = other;
+            }
+        }
+        if (!is_concurrent) {
+            clock = last[key];
+            clock.increment(node);
+        } else {
+            ++concurrent;
+        }
+        before_last[key] = std::move(last[key]);
+        last[key] = clock;
+        last_node[key] = node;
+        clocks.push_back(std::move(clock));
+    });
+    return clocks;
+}
+
+// Moves clocks[i] into write i (the caller copies the pre-generated clocks before timing).
+GEO_BENCH_NOINLINE std::size_t geo_w3_writes(geo::ActiveActiveReplicator& geo, const Data& d,
+                                             std::vector<geo::VectorClock>& clocks, std::size_t n,
+                                             std::size_t k) {
+    const std::string* keys = d.keys.data();
+    const std::string* values = d.values.data();
+    std::size_t wins = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        const geo::GeoWriteOutcome out = geo.apply_local_write(
+            kUs, keys[key], values[i % kValuePool], kT0 + i, std::move(clocks[i]));
+        wins += std::holds_alternative<geo::Committed>(out) ? 1 : 0;
+    });
+    return wins;
+}
+
+void report_w3(const char* id, const Data& d, std::size_t n, std::size_t k, int reps,
+               int concurrent_pct) {
+    std::fprintf(stderr, "bench: %s n=%zu k=%zu concurrent=%d%%\n", id, n, k, concurrent_pct);
+    std::size_t concurrent = 0;
+    const std::vector<geo::VectorClock> clocks = make_w3_clocks(n, k, concurrent_pct, concurrent);
+    Best floor_t;
+    Best geo_t;
+    bool ok = true;
+    std::optional<FloorMap> floor_state;
+    alternate(
+        reps,
+        [&](int rep) {
+            FloorMap map;
+            const Stamp t0 = stamp();
+            floor_w1_writes(map, d, 0, n, k);
+            const Stamp t1 = stamp();
+            floor_t.add(between(t0, t1));
+            note_rep(id, "floor", rep, between(t0, t1), n);
+            if (rep == 0) {
+                floor_state = std::move(map);
+            }
+        },
+        [&](int rep) {
+            auto geo = make_geo(geo::ConflictResolutionMode::VectorClock);
+            std::vector<geo::VectorClock> work = clocks; // copied before the clock starts
+            const Stamp t0 = stamp();
+            const std::size_t wins = geo_w3_writes(*geo, d, work, n, k);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep(id, "geo", rep, between(t0, t1), n);
+            ok = ok && wins == n && geo->conflict_count() == concurrent;
+            if (rep == 0) {
+                ok = ok && floor_state && same_state(*floor_state, *geo);
+                floor_state.reset();
+            }
+        });
+    const double nn = static_cast<double>(n);
+    JsonLine(id)
+        .count("n", n)
+        .count("k", k)
+        .num("geo_ns_per_op", geo_t.wall / nn)
+        .num("floor_ns_per_op", floor_t.wall / nn)
+        .num("ratio", geo_t.wall / floor_t.wall, 3)
+        .num("paired_median_ratio", paired_median_ratio(geo_t, floor_t), 3)
+        .num("target", 3.0, 1)
+        .num("geo_cpu_ns_per_op", geo_t.cpu / nn)
+        .num("floor_cpu_ns_per_op", floor_t.cpu / nn)
+        .num("cpu_ratio", geo_t.cpu / floor_t.cpu, 3)
+        .count("concurrent_pct", static_cast<std::uint64_t>(concurrent_pct))
+        .num("concurrent_fraction", static_cast<double>(concurrent) / nn, 3)
+        .flag("check", ok)
+        .print();
+}
+
+// ---- W4 -----------------------------------------------------------------------------------
+
+struct Part {
+    std::string_view region;
+    std::size_t key_base;
+    std::size_t k;
+    std::size_t n;
+};
+
+// Wall time from the first thread's start to the last one's finish; the threads start together
+// after a spin barrier, so thread creation is not timed.
+template <class Work0, class Work1>
+double run_two_threads(Work0&& work0, Work1&& work1) {
+    std::atomic<int> ready{0};
+    std::array<SteadyClock::time_point, 2> start{};
+    std::array<SteadyClock::time_point, 2> end{};
+    auto body = [&](std::size_t id, auto& work) {
+        ready.fetch_add(1);
+        while (ready.load() < 2) {
+            std::this_thread::yield();
+        }
+        start[id] = SteadyClock::now();
+        work();
+        end[id] = SteadyClock::now();
+    };
+    std::thread t0([&] { body(0, work0); });
+    std::thread t1([&] { body(1, work1); });
+    t0.join();
+    t1.join();
+    return ns_between(std::min(start[0], start[1]), std::max(end[0], end[1]));
+}
+
+void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
+    std::fprintf(stderr, "bench: W4 n=%zu k=%zu\n", n, k);
+    const std::array<Part, 2> parts{Part{kUs, 0, k / 2, n / 2},
+                                    Part{kEu, k / 2, k - k / 2, n - n / 2}};
+    double geo_1t = kInf;
+    double geo_2t = kInf;
+    double floor_1t = kInf;
+    double floor_2t = kInf;
+    bool ok = k >= 2;
+    auto geo_part = [&](geo::ActiveActiveReplicator& geo, const Part& p, Batches& batches) {
+        geo_w1_writes(geo, p.region, d, p.key_base, p.n, p.k);
+        return geo_drain(geo, p.region, batches);
+    };
+    auto geo_check = [&](const geo::ActiveActiveReplicator& geo, std::size_t drained) {
+        const std::size_t keys =
+            std::min(parts[0].n, parts[0].k) + std::min(parts[1].n, parts[1].k);
+        return geo.record_count() == keys && drained == 2 * keys &&
+               geo.pending_fanout_len(kUs) == 0 && geo.pending_fanout_len(kEu) == 0;
+    };
+    for (int rep = 0; rep < reps && ok; ++rep) {
+        {
+            auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+            Batches batches;
+            batches.reserve(4);
+            const auto t0 = SteadyClock::now();
+            std::size_t drained = geo_part(*geo, parts[0], batches);
+            drained += geo_part(*geo, parts[1], batches);
+            const auto t1 = SteadyClock::now();
+            geo_1t = std::min(geo_1t, ns_between(t0, t1));
+            note_rep("W4", "geo 1 thread", rep, Span{ns_between(t0, t1), kInf}, n);
+            ok = ok && geo_check(*geo, drained);
+        }
+        {
+            auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+            std::array<Batches, 2> batches;
+            std::array<std::size_t, 2> drained{};
+            batches[0].reserve(2);
+            batches[1].reserve(2);
+            const double wall =
+                run_two_threads([&] { drained[0] = geo_part(*geo, parts[0], batches[0]); },
+                                [&] { drained[1] = geo_part(*geo, parts[1], batches[1]); });
+            geo_2t = std::min(geo_2t, wall);
+            note_rep("W4", "geo 2 threads", rep, Span{wall, kInf}, n);
+            ok = ok && geo_check(*geo, drained[0] + drained[1]);
+        }
+        {
+            std::array<FloorMap, 2> maps;
+            const auto t0 = SteadyClock::now();
+            floor_w1_writes(maps[0], d, parts[0].key_base, parts[0].n, parts[0].k);
+            floor_w1_writes(maps[1], d, parts[1].key_base, parts[1].n, parts[1].k);
+            const auto t1 = SteadyClock::now();
+            floor_1t = std::min(floor_1t, ns_between(t0, t1));
+            note_rep("W4", "floor 1 thread", rep, Span{ns_between(t0, t1), kInf}, n);
+        }
+        {
+            std::array<FloorMap, 2> maps;
+            const double wall = run_two_threads(
+                [&] { floor_w1_writes(maps[0], d, parts[0].key_base, parts[0].n, parts[0].k); },
+                [&] { floor_w1_writes(maps[1], d, parts[1].key_base, parts[1].n, parts[1].k); });
+            floor_2t = std::min(floor_2t, wall);
+            note_rep("W4", "floor 2 threads", rep, Span{wall, kInf}, n);
+        }
+    }
+    const double nn = static_cast<double>(n);
+    JsonLine("W4")
+        .count("n", n)
+        .count("k", k)
+        .count("threads", 2)
+        .num("geo_1t_ns_per_op", geo_1t / nn)
+        .num("geo_2t_ns_per_op", geo_2t / nn)
+        .num("speedup", geo_1t / geo_2t, 3)
+        .num("target", 1.6, 1)
+        .num("floor_1t_ns_per_op", floor_1t / nn)
+        .num("floor_2t_ns_per_op", floor_2t / nn)
+        .num("floor_speedup", floor_1t / floor_2t, 3)
+        .count("hardware_threads", std::thread::hardware_concurrency())
+        .flag("check", ok)
+        .print();
+}
+
+// ---- D1 -----------------------------------------------------------------------------------
+
+// ns per entry of peek_fanout(us-east-1, eu-west-1, batch) + acknowledge_fanout of it, over
+// `entries` entries, with `queued` keys pending.
+double measure_d1(const Data& d, std::size_t queued, std::size_t entries, int reps, bool& ok) {
+    constexpr std::size_t batch = 100;
+    double best = kInf;
+    for (int rep = 0; rep < reps; ++rep) {
+        auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+        geo_w1_writes(*geo, kUs, d, 0, queued, queued);
+        std::size_t done = 0;
+        const auto t0 = SteadyClock::now();
+        while (done < entries) {
+            const std::vector<geo::FanoutEntry> got =
+                geo->peek_fanout(kUs, kEu, std::min(batch, entries - done));
+            if (got.empty()) {
+                break;
+            }
+            done += geo->acknowledge_fanout(kUs, kEu, got.back().seq);
+        }
+        const auto t1 = SteadyClock::now();
+        ok = ok && done == entries && geo->pending_fanout_len(kUs, kEu) == queued - entries;
+        best = std::min(best, ns_between(t0, t1) / static_cast<double>(entries));
+    }
+    return best;
+}
+
+void report_d1(const Data& d, std::size_t n, int reps) {
+    const std::size_t small = std::max<std::size_t>(n / 100, 1);
+    const std::size_t large = n;
+    const std::size_t entries = std::min<std::size_t>(small, 10'000);
+    std::fprintf(stderr, "bench: D1 queue=%zu and %zu, %zu entries\n", small, large, entries);
+    bool ok = true;
+    const double at_small = measure_d1(d, small, entries, reps, ok);
+    const double at_large = measure_d1(d, large, entries, reps, ok);
+    JsonLine("D1")
+        .count("entries", entries)
+        .count("queue_small", small)
+        .count("queue_large", large)
+        .num("ns_per_entry_small_queue", at_small)
+        .num("ns_per_entry_large_queue", at_large)
+        .num("large_over_small", at_large / at_small, 3)
+        .flag("check", ok)
+        .print();
+}
+
+// ---- M1 -----------------------------------------------------------------------------------
+
+#if GEO_BENCH_LINUX
+long status_kb(const char* field) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    const std::string_view name(field);
+    while (std::getline(in, line)) {
+        if (line.compare(0, name.size(), name) == 0) {
+            return std::strtol(line.c_str() + name.size(), nullptr, 10);
+        }
+    }
+    return -1;
+}
+
+// The child: prints "<rss before> <peak rss> <rss after>" in kB.
+int m1_child(const Options& o) {
+    const bool use_geo = o.m1_child == "geo";
+    if (!use_geo && o.m1_child != "floor") {
+        return 2;
+    }
+    const Data d = make_data(o.k);
+    FloorMap map;
+    std::unique_ptr<geo::ActiveActiveReplicator> geo;
+    if (use_geo) {
+        geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+    }
+    {
+        std::ofstream clear("/proc/self/clear_refs");
+        clear << "5"; // resets VmHWM to the current RSS (Linux >= 4.0); harmless if refused
+    }
+    const long before = status_kb("VmRSS:");
+    if (use_geo) {
+        geo_w1_writes(*geo, kUs, d, 0, o.n, o.k);
+    } else {
+        floor_w1_writes(map, d, 0, o.n, o.k);
+    }
+    const long peak = status_kb("VmHWM:");
+    const long after = status_kb("VmRSS:");
+    std::printf("%ld %ld %ld\n", before, std::max(peak, after), after);
+    const std::size_t stored = use_geo ? geo->record_count() : map.size();
+    return stored == std::min(o.n, o.k) ? 0 : 3;
+}
+
+struct ChildMemory {
+    long before_kb = 0;
+    long peak_kb = 0;
+    long after_kb = 0;
+};
+
+std::optional<ChildMemory> spawn_m1(const Options& o, const char* mode) {
+    std::vector<std::string> args{
+        "bench_replicator", "--m1-child", mode, "--n", std::to_string(o.n), "--k",
+        std::to_string(o.k)};
+    std::vector<char*> argv;
+    for (auto& arg : args) {
+        argv.push_back(arg.data());
+    }
+    argv.push_back(nullptr);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        return std::nullopt;
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return std::nullopt;
+    }
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv("/proc/self/exe", argv.data());
+        _exit(127);
+    }
+    close(fds[1]);
+    std::string out;
+    char buf[256];
+    for (ssize_t got; (got = read(fds[0], buf, sizeof buf)) > 0;) {
+        out.append(buf, static_cast<std::size_t>(got));
+    }
+    close(fds[0]);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        return std::nullopt;
+    }
+    ChildMemory m;
+    if (std::sscanf(out.c_str(), "%ld %ld %ld", &m.before_kb, &m.peak_kb, &m.after_kb) != 3) {
+        return std::nullopt;
+    }
+    return m;
+}
+#endif
+
+void report_m1(const Options& o) {
+    std::fprintf(stderr, "bench: M1 n=%zu k=%zu\n", o.n, o.k);
+#if GEO_BENCH_LINUX
+    const std::optional<ChildMemory> g = spawn_m1(o, "geo");
+    const std::optional<ChildMemory> f = spawn_m1(o, "floor");
+    JsonLine line("M1");
+    line.count("n", o.n).count("k", o.k);
+    if (!g || !f) {
+        line.flag("check", false).str("error", "child process failed").print();
+        return;
+    }
+    const double geo_bytes = 1024.0 * static_cast<double>(g->peak_kb - g->before_kb);
+    const double floor_bytes = 1024.0 * static_cast<double>(f->peak_kb - f->before_kb);
+    const double keys = static_cast<double>(std::min(o.n, o.k));
+    line.num("geo_bytes", geo_bytes, 0)
+        .num("floor_bytes", floor_bytes, 0)
+        .num("ratio", geo_bytes / floor_bytes, 3)
+        .num("target", 2.0, 1)
+        .num("geo_bytes_per_key", geo_bytes / keys, 1)
+        .num("floor_bytes_per_key", floor_bytes / keys, 1)
+        .num("geo_retained_bytes", 1024.0 * static_cast<double>(g->after_kb - g->before_kb), 0)
+        .num("floor_retained_bytes", 1024.0 * static_cast<double>(f->after_kb - f->before_kb), 0)
+        .flag("check", true)
+        .print();
+#else
+    JsonLine("M1").str("error", "needs /proc (Linux)").flag("check", false).print();
+#endif
+}
+
+// ---- main ---------------------------------------------------------------------------------
+
+std::string cpu_model() {
+#if GEO_BENCH_LINUX
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("model name", 0) == 0) {
+            const std::size_t colon = line.find(':');
+            return colon == std::string::npos ? line : line.substr(colon + 2);
+        }
+    }
+#endif
+    return "unknown";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse_options(argc, argv);
+    g_verbose = o.verbose;
+#if GEO_BENCH_LINUX
+    if (!o.m1_child.empty()) {
+        return m1_child(o);
+    }
+#endif
+#ifdef NDEBUG
+    constexpr bool ndebug = true;
+#else
+    constexpr bool ndebug = false;
+#endif
+    JsonLine("meta")
+        .str("compiler", __VERSION__)
+        .count("cplusplus", static_cast<std::uint64_t>(__cplusplus))
+        .flag("ndebug", ndebug)
+        .str("cpu", cpu_model())
+        .count("hardware_threads", std::thread::hardware_concurrency())
+        .count("n", o.n)
+        .count("k", o.k)
+        .count("reps", static_cast<std::uint64_t>(o.reps))
+        .str("timing", "min over reps, ns per op; ratio = geo / floor")
+        .print();
+
+    const std::size_t s1_keys = std::max<std::size_t>(o.n, 1);
+    const Data d = make_data(selected(o, "S1") || selected(o, "D1") ? std::max(o.k, s1_keys) : o.k);
+
+    if (selected(o, "W1")) {
+        report_w1("W1", d, o.n, o.k, o.reps, 2.5);
+    }
+    if (selected(o, "W2")) {
+        report_w2(d, o.n, o.k, o.reps);
+    }
+    if (selected(o, "W3")) {
+        report_w3("W3", d, o.n, o.k, o.reps, 0);
+    }
+    if (selected(o, "W3c") && o.w3_concurrent_pct > 0) {
+        report_w3("W3c", d, o.n, o.k, o.reps, o.w3_concurrent_pct);
+    }
+    if (selected(o, "W4")) {
+        report_w4(d, o.n, o.k, o.reps);
+    }
+    if (selected(o, "M1")) {
+        report_m1(o);
+    }
+    if (selected(o, "S1")) {
+        for (const std::size_t k : {o.n / 100, o.n / 10, o.n}) {
+            report_w1("S1", d, o.n, std::max<std::size_t>(k, 1), o.reps, 2.5);
+        }
+    }
+    if (selected(o, "D1")) {
+        report_d1(d, o.n, o.reps);
+    }
+    return 0;
+}
