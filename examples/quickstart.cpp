@@ -32,18 +32,17 @@ std::string describe(const geo::GeoWriteOutcome& outcome) {
 
 int main() {
     // 1. One replicator per region, as each region's process would hold it.
-    std::vector<geo::RegionRaftGroup> groups = {{"us-east-1", 1, {1, 2, 3}},
-                                                {"eu-west-1", 2, {4, 5, 6}},
-                                                {"ap-northeast-1", 3, {7, 8, 9}}};
+    std::vector<geo::RegionRaftGroup> groups = {
+        {"us-east-1", 1, {1, 2, 3}}, {"eu-west-1", 2, {4, 5, 6}}, {"ap-northeast-1", 3, {7, 8, 9}}};
     std::map<geo::RegionId, std::unique_ptr<geo::ActiveActiveReplicator>> replica;
     for (const auto& region : regions) {
         replica[region] = std::make_unique<geo::ActiveActiveReplicator>(
             geo::ActiveActiveGeoConfig::multi_region(region, regions), groups,
             [] { return demo_time_ms; });
         replica[region]->on_conflict([region](const geo::ConflictEvent& c) {
-            std::printf("  [%s] conflict on %s: %s's \"%s\" lost to %s's \"%s\"\n",
-                        region.c_str(), c.key.c_str(), c.loser.region.c_str(),
-                        c.loser.value.c_str(), c.winner.region.c_str(), c.winner.value.c_str());
+            std::printf("  [%s] conflict on %s: %s's \"%s\" lost to %s's \"%s\"\n", region.c_str(),
+                        c.key.c_str(), c.loser.region.c_str(), c.loser.value.c_str(),
+                        c.winner.region.c_str(), c.winner.value.c_str());
         });
     }
 
@@ -95,10 +94,9 @@ int main() {
         std::printf("%-10s", key);
         for (const auto& region : regions) {
             auto record = replica[region]->get_record(key);
-            std::string shown = !record ? "(none)"
-                                : record->deleted
-                                    ? "(deleted by " + record->region + ")"
-                                    : record->value + " (" + record->region + ")";
+            std::string shown = !record           ? "(none)"
+                                : record->deleted ? "(deleted by " + record->region + ")"
+                                                  : record->value + " (" + record->region + ")";
             std::printf(" | %-22s", shown.c_str());
             converged = converged && record == replica[regions[0]]->get_record(key);
         }

@@ -28,7 +28,8 @@ std::string validation_error(const ActiveActiveGeoConfig& config) {
 }
 
 ActiveActiveGeoConfig three_regions() {
-    return ActiveActiveGeoConfig::multi_region("us-east-1", {"us-east-1", "eu-west-1", "ap-south-1"});
+    return ActiveActiveGeoConfig::multi_region("us-east-1",
+                                               {"us-east-1", "eu-west-1", "ap-south-1"});
 }
 
 RegionRoutingRule rule(std::string name, std::optional<std::string> prefix,
@@ -46,7 +47,8 @@ TEST_CASE("route sends a write to the first matching rule's region") {
     ActiveActiveGeoConfig config = three_regions();
     config.routing_rules = {
         rule("eu", "https://eu/", std::nullopt, "eu-west-1", ConsistencyLevel::EachQuorum),
-        rule("eu-data", "https://eu/data/", std::nullopt, "ap-south-1", ConsistencyLevel::AllQuorum),
+        rule("eu-data", "https://eu/data/", std::nullopt, "ap-south-1",
+             ConsistencyLevel::AllQuorum),
         RegionRoutingRule::default_to("us-east-1", ConsistencyLevel::LocalQuorum),
     };
     // Both eu rules match; the first one listed wins even though the second is more specific.
@@ -74,8 +76,8 @@ TEST_CASE("route without a matching rule goes to the local region with LocalAsyn
         rule("eu", "https://eu/", std::nullopt, "eu-west-1", ConsistencyLevel::EachQuorum),
         rule("acme", std::nullopt, "acme", "ap-south-1", ConsistencyLevel::AllQuorum),
     };
-    const WriteRoutingDecision expected{"us-east-1", {"eu-west-1", "ap-south-1"},
-                                        ConsistencyLevel::LocalAsync};
+    const WriteRoutingDecision expected{
+        "us-east-1", {"eu-west-1", "ap-south-1"}, ConsistencyLevel::LocalAsync};
     CHECK(config.route("https://us/1") == expected);
     CHECK(config.route("https://us/1", std::string_view("globex")) == expected);
     config.routing_rules.clear();
@@ -154,8 +156,8 @@ TEST_CASE("multi_region has a primary tier of every region, a default rule to lo
     CHECK(config.conflict_mode == geo::ConflictResolutionMode::LastWriterWins);
     CHECK(config.max_lag == std::chrono::nanoseconds(5'000'000'000));
     const WriteRoutingDecision d = config.route("https://anything/", std::string_view("acme"));
-    CHECK(d == WriteRoutingDecision{"us-east-1", {"eu-west-1", "ap-south-1"},
-                                    ConsistencyLevel::LocalAsync});
+    CHECK(d == WriteRoutingDecision{
+                   "us-east-1", {"eu-west-1", "ap-south-1"}, ConsistencyLevel::LocalAsync});
 }
 
 TEST_CASE("has_region reports configured regions only") {
@@ -175,7 +177,8 @@ TEST_CASE("configs compare equal field by field") {
     b.conflict_mode = geo::ConflictResolutionMode::VectorClock;
     CHECK(a != b);
     b = three_regions();
-    b.routing_rules.push_back(RegionRoutingRule::default_to("eu-west-1", ConsistencyLevel::EachQuorum));
+    b.routing_rules.push_back(
+        RegionRoutingRule::default_to("eu-west-1", ConsistencyLevel::EachQuorum));
     CHECK(a != b);
 }
 

@@ -46,9 +46,10 @@ geo::ActiveActiveGeoConfig config_for(const std::string& local, ConflictResoluti
     return config;
 }
 
-std::unique_ptr<ActiveActiveReplicator>
-replica(const std::string& local, ConflictResolutionMode mode, std::uint64_t physical_ms = t0,
-        std::size_t log_capacity = 1024) {
+std::unique_ptr<ActiveActiveReplicator> replica(const std::string& local,
+                                                ConflictResolutionMode mode,
+                                                std::uint64_t physical_ms = t0,
+                                                std::size_t log_capacity = 1024) {
     auto config = config_for(local, mode);
     config.conflict_log_capacity = log_capacity;
     return std::make_unique<ActiveActiveReplicator>(config, all_groups(),
@@ -72,7 +73,9 @@ FanoutEntry entry(const std::string& region, const std::string& key, const std::
 const ConflictResolutionMode both_modes[] = {ConflictResolutionMode::LastWriterWins,
                                              ConflictResolutionMode::VectorClock};
 
-std::string mode_name(ConflictResolutionMode mode) { return std::string(geo::to_string(mode)); }
+std::string mode_name(ConflictResolutionMode mode) {
+    return std::string(geo::to_string(mode));
+}
 
 } // namespace
 
@@ -97,7 +100,7 @@ struct StringMaker<geo::ConflictEvent> {
                " loser=" + StringMaker<geo::GeoRecord>::convert(e.loser) + "}";
     }
 };
-#if !defined(CATCH_CONFIG_ENABLE_VARIANT_STRINGMAKER) &&                                      \
+#if !defined(CATCH_CONFIG_ENABLE_VARIANT_STRINGMAKER) &&                                           \
     !defined(CATCH_CONFIG_ENABLE_ALL_STRINGMAKERS)
 template <>
 struct StringMaker<geo::GeoWriteOutcome> {
@@ -275,8 +278,8 @@ TEST_CASE("recent_conflicts keeps the latest conflict_log_capacity conflicts, ol
     store_winner(*r);
     Loser loser{*r};
     for (int i = 0; i < 5; ++i) {
-        REQUIRE(std::holds_alternative<RejectedByConflict>(loser.lose("loser-" +
-                                                                      std::to_string(i))));
+        REQUIRE(
+            std::holds_alternative<RejectedByConflict>(loser.lose("loser-" + std::to_string(i))));
         const auto conflicts = r->recent_conflicts();
         REQUIRE(conflicts.size() == std::min<std::size_t>(static_cast<std::size_t>(i) + 1, 3));
         REQUIRE(conflicts.back().loser.value == "loser-" + std::to_string(i));
@@ -293,8 +296,7 @@ TEST_CASE("recent_conflicts keeps the latest conflict_log_capacity conflicts, ol
     REQUIRE(r->conflict_count() == 5);
 }
 
-TEST_CASE("a conflict log of capacity 0 keeps nothing, but listeners still run",
-          "[conflicts]") {
+TEST_CASE("a conflict log of capacity 0 keeps nothing, but listeners still run", "[conflicts]") {
     auto r = replica(ap, ConflictResolutionMode::LastWriterWins, t0, 0);
     std::vector<std::string> heard;
     (void)r->on_conflict([&heard](const ConflictEvent& e) { heard.push_back(e.loser.value); });

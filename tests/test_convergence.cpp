@@ -50,10 +50,14 @@ enum class ClockKind {
 
 const char* clock_name(ClockKind kind) {
     switch (kind) {
-    case ClockKind::Wall: return "wall";
-    case ClockKind::Frozen: return "frozen";
-    case ClockKind::Skewed: return "skewed";
-    case ClockKind::OneAhead: return "one-ahead";
+    case ClockKind::Wall:
+        return "wall";
+    case ClockKind::Frozen:
+        return "frozen";
+    case ClockKind::Skewed:
+        return "skewed";
+    case ClockKind::OneAhead:
+        return "one-ahead";
     }
     return "?";
 }
@@ -103,18 +107,17 @@ bool lww_before(const GeoRecord& a, const GeoRecord& b) {
 }
 
 /// Fails the test case with `message` (built only on failure); the enclosing INFO names the seed.
-#define SIM_CHECK(cond, message)                                                               \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            FAIL("step " << step_ << ": " #cond " failed: " << message);                       \
-        }                                                                                      \
+#define SIM_CHECK(cond, message)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            FAIL("step " << step_ << ": " #cond " failed: " << message);                           \
+        }                                                                                          \
     } while (false)
 
 /// Three replicas, the simulated time they read, and what the test knows must hold.
 class Simulation {
 public:
-    Simulation(const Scenario& scenario, std::uint64_t seed)
-        : scenario_(scenario), rng_(seed) {
+    Simulation(const Scenario& scenario, std::uint64_t seed) : scenario_(scenario), rng_(seed) {
         if (scenario.clock == ClockKind::Skewed) {
             for (auto& offset : offsets_) {
                 offset = static_cast<std::int64_t>(pick(121)) - 60; // [-60, +60] ms
@@ -238,9 +241,8 @@ private:
         if (scenario_.mode == ConflictResolutionMode::VectorClock && stamped_by_library) {
             // DESIGN.md's note: the local entry is above every entry this region issued.
             const std::uint64_t entry = stored->clock.get(group_ids[i]);
-            SIM_CHECK(entry > max_local_entry_[i], regions[i] << " issued " << entry
-                                                              << " after "
-                                                              << max_local_entry_[i]);
+            SIM_CHECK(entry > max_local_entry_[i],
+                      regions[i] << " issued " << entry << " after " << max_local_entry_[i]);
             max_local_entry_[i] = entry;
         }
         auto& best = greatest_[key];
@@ -263,8 +265,8 @@ private:
             const FanoutEntry& e = batch[j];
             SIM_CHECK(e.seq == e.record.seq && e.record.region == regions[s],
                       e.key << " seq " << e.seq << " " << describe(e.record));
-            SIM_CHECK(j == 0 || batch[j - 1].seq < e.seq, "seq " << batch[j - 1].seq
-                                                                 << " before " << e.seq);
+            SIM_CHECK(j == 0 || batch[j - 1].seq < e.seq,
+                      "seq " << batch[j - 1].seq << " before " << e.seq);
         }
         const std::vector<FanoutEntry> prefix(
             batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(pick(batch.size() + 1)));
@@ -280,9 +282,14 @@ private:
             history_.erase(history_.begin());
         }
         switch (pick(3)) {
-        case 0: (void)at(s).acknowledge_fanout(regions[s], regions[t], prefix.back().seq); break;
-        case 1: deferred_acks_.push_back(Ack{s, t, prefix.back().seq}); break;
-        default: break; // never acknowledged: re-sent by a later peek
+        case 0:
+            (void)at(s).acknowledge_fanout(regions[s], regions[t], prefix.back().seq);
+            break;
+        case 1:
+            deferred_acks_.push_back(Ack{s, t, prefix.back().seq});
+            break;
+        default:
+            break; // never acknowledged: re-sent by a later peek
         }
     }
 
@@ -295,15 +302,14 @@ private:
             const GeoWriteOutcome outcome = at(t).apply_remote(regions[s], e);
             const std::uint64_t raised = at(t).conflict_count() - conflicts;
             SIM_CHECK(raised == expected_conflicts(before, e.record, outcome),
-                      raised << " conflicts for " << e.key << " " << describe(e.record)
-                             << " over " << describe(before) << ": " << describe(outcome));
+                      raised << " conflicts for " << e.key << " " << describe(e.record) << " over "
+                             << describe(before) << ": " << describe(outcome));
             const GeoWriteOutcome already{AlreadyApplied{regions[s], e.seq}};
             const GeoWriteOutcome committed{Committed{regions[s], e.seq}};
             if (e.seq <= cursor) {
-                SIM_CHECK(outcome == already,
-                          regions[s] << "->" << regions[t] << " " << e.key << " seq " << e.seq
-                                     << " (applied up to " << cursor
-                                     << "): " << describe(outcome));
+                SIM_CHECK(outcome == already, regions[s] << "->" << regions[t] << " " << e.key
+                                                         << " seq " << e.seq << " (applied up to "
+                                                         << cursor << "): " << describe(outcome));
             } else {
                 SIM_CHECK(outcome == committed ||
                               std::holds_alternative<RejectedByConflict>(outcome),
@@ -362,8 +368,8 @@ private:
 
     void flush_deferred_acks() {
         for (const auto& ack : deferred_acks_) {
-            (void)at(ack.source).acknowledge_fanout(regions[ack.source], regions[ack.target],
-                                                    ack.up_to);
+            (void)at(ack.source)
+                .acknowledge_fanout(regions[ack.source], regions[ack.target], ack.up_to);
         }
         deferred_acks_.clear();
     }
@@ -429,14 +435,12 @@ private:
             for (std::size_t i = 0; i < replica_count; ++i) {
                 const auto actual = at(i).get_record(key);
                 SIM_CHECK(actual == expected,
-                          "after healing, " << regions[i] << " holds " << key << " = "
-                                            << describe(actual)
-                                            << "; the greatest committed write is "
-                                            << describe(expected) << " (us-east-1: "
-                                            << describe(at(0).get_record(key)) << ", eu-west-1: "
-                                            << describe(at(1).get_record(key))
-                                            << ", ap-northeast-1: "
-                                            << describe(at(2).get_record(key)) << ")");
+                          "after healing, "
+                              << regions[i] << " holds " << key << " = " << describe(actual)
+                              << "; the greatest committed write is " << describe(expected)
+                              << " (us-east-1: " << describe(at(0).get_record(key))
+                              << ", eu-west-1: " << describe(at(1).get_record(key))
+                              << ", ap-northeast-1: " << describe(at(2).get_record(key)) << ")");
             }
         }
         for (std::size_t i = 0; i < replica_count; ++i) {
@@ -479,13 +483,10 @@ void run_scenario(Scenario scenario) {
     }
     const std::string mode(geo::to_string(scenario.mode));
     for (std::uint64_t seed = first; seed <= last; ++seed) {
-        INFO("reproduce: GEO_CONVERGENCE_SEED=" << seed << " (mode " << mode << ", clock "
-                                                << clock_name(scenario.clock) << ", "
-                                                << scenario.steps << " steps"
-                                                << (scenario.explicit_timestamps
-                                                        ? ", explicit timestamps"
-                                                        : "")
-                                                << ")");
+        INFO("reproduce: GEO_CONVERGENCE_SEED="
+             << seed << " (mode " << mode << ", clock " << clock_name(scenario.clock) << ", "
+             << scenario.steps << " steps"
+             << (scenario.explicit_timestamps ? ", explicit timestamps" : "") << ")");
         Simulation(scenario, seed).run();
     }
     SUCCEED("converged");
@@ -517,13 +518,11 @@ TEST_CASE("vector-clock replicas converge on the greatest write: wall clock", "[
     run_scenario({vc, ClockKind::Wall});
 }
 
-TEST_CASE("vector-clock replicas converge on the greatest write: frozen clocks",
-          "[convergence]") {
+TEST_CASE("vector-clock replicas converge on the greatest write: frozen clocks", "[convergence]") {
     run_scenario({vc, ClockKind::Frozen});
 }
 
-TEST_CASE("vector-clock replicas converge on the greatest write: skewed clocks",
-          "[convergence]") {
+TEST_CASE("vector-clock replicas converge on the greatest write: skewed clocks", "[convergence]") {
     run_scenario({vc, ClockKind::Skewed});
 }
 

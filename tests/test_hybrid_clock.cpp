@@ -228,9 +228,9 @@ TEST_CASE("concurrent now calls on the wall clock return distinct values") {
     }
     std::set<std::uint64_t> distinct;
     for (const auto& mine : readings) {
-        CHECK(std::adjacent_find(mine.begin(), mine.end(),
-                                 [](std::uint64_t a, std::uint64_t b) { return a >= b; }) ==
-              mine.end());
+        CHECK(std::adjacent_find(mine.begin(), mine.end(), [](std::uint64_t a, std::uint64_t b) {
+                  return a >= b;
+              }) == mine.end());
         distinct.insert(mine.begin(), mine.end());
     }
     CHECK(distinct.size() == threads * per_thread);

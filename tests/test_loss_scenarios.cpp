@@ -31,7 +31,9 @@ const std::string us = "us-east-1";
 const std::string eu = "eu-west-1";
 const std::string ap = "ap-northeast-1";
 
-std::vector<geo::RegionId> all_regions() { return {us, eu, ap}; }
+std::vector<geo::RegionId> all_regions() {
+    return {us, eu, ap};
+}
 
 /// Every region's Raft group, with distinct group ids (they key the vector-clock entries).
 std::vector<geo::RegionRaftGroup> all_groups() {
@@ -39,9 +41,9 @@ std::vector<geo::RegionRaftGroup> all_groups() {
             geo::RegionRaftGroup(ap, 300, {7, 8, 9})};
 }
 
-std::unique_ptr<ActiveActiveReplicator>
-replica(const std::string& local, ConflictResolutionMode mode,
-        std::function<std::uint64_t()> physical_ms = {}) {
+std::unique_ptr<ActiveActiveReplicator> replica(const std::string& local,
+                                                ConflictResolutionMode mode,
+                                                std::function<std::uint64_t()> physical_ms = {}) {
     auto config = geo::ActiveActiveGeoConfig::multi_region(local, all_regions());
     config.conflict_mode = mode;
     if (physical_ms) {
@@ -71,7 +73,9 @@ void ship(ActiveActiveReplicator& from, ActiveActiveReplicator& to) {
 const ConflictResolutionMode both_modes[] = {ConflictResolutionMode::LastWriterWins,
                                              ConflictResolutionMode::VectorClock};
 
-std::string mode_name(ConflictResolutionMode mode) { return std::string(geo::to_string(mode)); }
+std::string mode_name(ConflictResolutionMode mode) {
+    return std::string(geo::to_string(mode));
+}
 
 } // namespace
 
@@ -89,7 +93,7 @@ struct StringMaker<geo::GeoRecord> {
         return out.str();
     }
 };
-#if !defined(CATCH_CONFIG_ENABLE_VARIANT_STRINGMAKER) &&                                      \
+#if !defined(CATCH_CONFIG_ENABLE_VARIANT_STRINGMAKER) &&                                           \
     !defined(CATCH_CONFIG_ENABLE_ALL_STRINGMAKERS)
 template <>
 struct StringMaker<geo::GeoWriteOutcome> {
@@ -165,8 +169,7 @@ TEST_CASE("a causally later write from a replica whose clock is behind wins ever
 
         // Written after `behind` observed "earlier": the seed stamps it 10 s in the past.
         REQUIRE(std::holds_alternative<Committed>(behind->put("k", "later")));
-        REQUIRE(behind->get_record("k")->timestamp_ms >
-                ahead->get_record("k")->timestamp_ms);
+        REQUIRE(behind->get_record("k")->timestamp_ms > ahead->get_record("k")->timestamp_ms);
         ship(*behind, *ahead);
 
         REQUIRE(ahead->get("k") == "later");
@@ -305,8 +308,7 @@ TEST_CASE("drain_fanout hands out everything owed once", "[loss][fanout]") {
 
 // ---- 4. duplicates and replays ----------------------------------------------------------------
 
-TEST_CASE("re-delivering an entry answers AlreadyApplied and changes nothing",
-          "[loss][replay]") {
+TEST_CASE("re-delivering an entry answers AlreadyApplied and changes nothing", "[loss][replay]") {
     for (auto mode : both_modes) {
         CAPTURE(mode_name(mode));
         auto a = replica(us, mode);

@@ -106,10 +106,10 @@ const T& expect(const GeoWriteOutcome& outcome) {
 struct Observed {
     std::size_t record_count{};
     std::map<geo::RegionId, std::uint64_t> sequences;
-    std::vector<std::size_t> pending;                      // per source
-    std::vector<std::vector<FanoutEntry>> owed;            // per (source, target)
-    std::vector<std::optional<GeoRecord>> records;         // per key
-    std::vector<std::uint64_t> committed_seqs;             // per group
+    std::vector<std::size_t> pending;              // per source
+    std::vector<std::vector<FanoutEntry>> owed;    // per (source, target)
+    std::vector<std::optional<GeoRecord>> records; // per key
+    std::vector<std::uint64_t> committed_seqs;     // per group
 
     friend bool operator==(const Observed& a, const Observed& b) {
         return a.record_count == b.record_count && a.sequences == b.sequences &&
@@ -468,14 +468,14 @@ TEST_CASE("a remote write is never queued again") {
     REQUIRE(replicator.drain_fanout(us, eu).size() == 2);
     REQUIRE(replicator.drain_fanout(us, ap).size() == 2);
     expect<Committed>(replicator.apply_local_write(us, "local2", "v", 1002));
-    const std::vector<std::size_t> pending_before{
-        replicator.pending_fanout_len(us), replicator.pending_fanout_len(eu),
-        replicator.pending_fanout_len(ap)};
+    const std::vector<std::size_t> pending_before{replicator.pending_fanout_len(us),
+                                                  replicator.pending_fanout_len(eu),
+                                                  replicator.pending_fanout_len(ap)};
     const std::vector<FanoutEntry> owed_before = replicator.peek_fanout(us, eu);
 
-    expect<Committed>(replicator.apply_remote_write(eu, "fresh", "r", 2000));       // new key
-    expect<Committed>(replicator.apply_remote_write(ap, "fresh2", "r", 2001));      // new key
-    expect<Committed>(replicator.apply_remote_write(ap, "drained", "r", 2002));     // overwrite
+    expect<Committed>(replicator.apply_remote_write(eu, "fresh", "r", 2000));   // new key
+    expect<Committed>(replicator.apply_remote_write(ap, "fresh2", "r", 2001));  // new key
+    expect<Committed>(replicator.apply_remote_write(ap, "drained", "r", 2002)); // overwrite
 
     CHECK(std::vector<std::size_t>{replicator.pending_fanout_len(us),
                                    replicator.pending_fanout_len(eu),
@@ -502,8 +502,7 @@ TEST_CASE("region_sequences has one entry per configured region") {
     CHECK(replicator.region_sequences() == expected);
     expect<Committed>(replicator.apply_local_write(us, "k", "v", 1));
     expect<Committed>(replicator.apply_remote_write("sa-east-1", "j", "v", 2));
-    const std::map<geo::RegionId, std::uint64_t> after{
-        {us, 1}, {eu, 0}, {ap, 0}, {"sa-east-1", 1}};
+    const std::map<geo::RegionId, std::uint64_t> after{{us, 1}, {eu, 0}, {ap, 0}, {"sa-east-1", 1}};
     CHECK(replicator.region_sequences() == after);
 }
 
@@ -709,7 +708,8 @@ TEST_CASE("concurrent writers, drainers and readers leave exact totals") {
                 const std::string key = me.key_prefix + std::to_string(j % keys_per_writer);
                 const std::string value = "w" + std::to_string(w) + "-" + std::to_string(j);
                 const std::uint64_t ts = j % 5 == 0 ? 1 : 1'000'000 + j;
-                const GeoWriteOutcome outcome = replicator.apply_local_write(region, key, value, ts);
+                const GeoWriteOutcome outcome =
+                    replicator.apply_local_write(region, key, value, ts);
                 if (const auto* c = std::get_if<Committed>(&outcome)) {
                     if (c->region != region) {
                         violations.add("Committed names region " + c->region);
@@ -751,8 +751,8 @@ TEST_CASE("concurrent writers, drainers and readers leave exact totals") {
             wait_for_go();
             std::mt19937 rng(static_cast<unsigned>(17 + d));
             std::uniform_int_distribution<std::size_t> batch_size(1, 64);
-            const std::vector<std::size_t> targets = d == 0 ? std::vector<std::size_t>{0, 2}
-                                                            : std::vector<std::size_t>{1, 3};
+            const std::vector<std::size_t> targets =
+                d == 0 ? std::vector<std::size_t>{0, 2} : std::vector<std::size_t>{1, 3};
             bool last_round = false;
             while (!last_round) {
                 last_round = writers_running.load() == 0;

@@ -1094,8 +1094,7 @@ TEST_CASE("a batch with a mismatched entry changes nothing", "[review]") {
     CHECK(b.region_sequences().at("us") == 0);
 }
 
-TEST_CASE("tombstone_grace of nanoseconds::max() (\"never purge\") is well defined",
-          "[review]") {
+TEST_CASE("tombstone_grace of nanoseconds::max() (\"never purge\") is well defined", "[review]") {
     // (count() + 999'999) overflows a signed 64-bit integer: UB, reported by UBSan.
     auto config = ActiveActiveGeoConfig::multi_region("us", {"us", "eu"});
     config.tombstone_grace = std::chrono::nanoseconds::max();

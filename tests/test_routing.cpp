@@ -39,12 +39,12 @@ ActiveActiveGeoConfig tenant_config() {
     return config;
 }
 
-const WriteRoutingDecision to_eu{"eu-west-1", {"us-east-1", "ap-south-1"},
-                                 ConsistencyLevel::EachQuorum};
-const WriteRoutingDecision to_ap{"ap-south-1", {"us-east-1", "eu-west-1"},
-                                 ConsistencyLevel::AllQuorum};
-const WriteRoutingDecision to_local{"us-east-1", {"eu-west-1", "ap-south-1"},
-                                    ConsistencyLevel::LocalAsync};
+const WriteRoutingDecision to_eu{
+    "eu-west-1", {"us-east-1", "ap-south-1"}, ConsistencyLevel::EachQuorum};
+const WriteRoutingDecision to_ap{
+    "ap-south-1", {"us-east-1", "eu-west-1"}, ConsistencyLevel::AllQuorum};
+const WriteRoutingDecision to_local{
+    "us-east-1", {"eu-west-1", "ap-south-1"}, ConsistencyLevel::LocalAsync};
 
 } // namespace
 
@@ -100,7 +100,8 @@ struct geo::RoutingTraits<host::Triple> {
 // ---- RegionRoutingRule -----------------------------------------------------------------------
 
 TEST_CASE("default_to builds the catch-all rule named default") {
-    const RegionRoutingRule r = RegionRoutingRule::default_to("eu-west-1", ConsistencyLevel::AllQuorum);
+    const RegionRoutingRule r =
+        RegionRoutingRule::default_to("eu-west-1", ConsistencyLevel::AllQuorum);
     CHECK(r.name == "default");
     CHECK_FALSE(r.subject_prefix.has_value());
     CHECK_FALSE(r.tenant_id.has_value());
@@ -109,7 +110,8 @@ TEST_CASE("default_to builds the catch-all rule named default") {
 }
 
 TEST_CASE("the default rule matches every subject, with or without a tenant") {
-    const RegionRoutingRule r = RegionRoutingRule::default_to("us-east-1", ConsistencyLevel::LocalAsync);
+    const RegionRoutingRule r =
+        RegionRoutingRule::default_to("us-east-1", ConsistencyLevel::LocalAsync);
     CHECK(r.matches(""));
     CHECK(r.matches("https://anything/"));
     CHECK(r.matches("https://anything/", std::string_view("acme")));
@@ -117,24 +119,26 @@ TEST_CASE("the default rule matches every subject, with or without a tenant") {
 }
 
 TEST_CASE("a prefix rule matches subjects that start with the prefix") {
-    const RegionRoutingRule r =
-        rule("eu", "https://eu.example.org/", std::nullopt, "eu-west-1", ConsistencyLevel::EachQuorum);
+    const RegionRoutingRule r = rule("eu", "https://eu.example.org/", std::nullopt, "eu-west-1",
+                                     ConsistencyLevel::EachQuorum);
     CHECK(r.matches("https://eu.example.org/"));
     CHECK(r.matches("https://eu.example.org/resource/1"));
     CHECK_FALSE(r.matches("https://us.example.org/resource/1"));
-    CHECK_FALSE(r.matches("https://eu.example.org")); // shorter than the prefix
+    CHECK_FALSE(r.matches("https://eu.example.org"));            // shorter than the prefix
     CHECK_FALSE(r.matches("x-https://eu.example.org/resource")); // contains, does not start with
     CHECK_FALSE(r.matches(""));
 }
 
 TEST_CASE("an empty prefix matches every subject") {
-    const RegionRoutingRule r = rule("all", "", std::nullopt, "eu-west-1", ConsistencyLevel::LocalAsync);
+    const RegionRoutingRule r =
+        rule("all", "", std::nullopt, "eu-west-1", ConsistencyLevel::LocalAsync);
     CHECK(r.matches(""));
     CHECK(r.matches("anything"));
 }
 
 TEST_CASE("a tenant rule matches only writes of that tenant") {
-    const RegionRoutingRule r = rule("acme", std::nullopt, "acme", "eu-west-1", ConsistencyLevel::EachQuorum);
+    const RegionRoutingRule r =
+        rule("acme", std::nullopt, "acme", "eu-west-1", ConsistencyLevel::EachQuorum);
     CHECK(r.matches("s", std::string_view("acme")));
     CHECK_FALSE(r.matches("s", std::string_view("globex")));
     CHECK_FALSE(r.matches("s", std::string_view("acme2")));
@@ -142,10 +146,12 @@ TEST_CASE("a tenant rule matches only writes of that tenant") {
 }
 
 TEST_CASE("a rule with a tenant never matches a write without one") {
-    const RegionRoutingRule r = rule("acme", std::nullopt, "acme", "eu-west-1", ConsistencyLevel::EachQuorum);
+    const RegionRoutingRule r =
+        rule("acme", std::nullopt, "acme", "eu-west-1", ConsistencyLevel::EachQuorum);
     CHECK_FALSE(r.matches("s"));
     CHECK_FALSE(r.matches("s", std::nullopt));
-    const RegionRoutingRule empty_tenant = rule("empty", std::nullopt, "", "eu-west-1", ConsistencyLevel::EachQuorum);
+    const RegionRoutingRule empty_tenant =
+        rule("empty", std::nullopt, "", "eu-west-1", ConsistencyLevel::EachQuorum);
     CHECK_FALSE(empty_tenant.matches("s"));
     CHECK(empty_tenant.matches("s", std::string_view("")));
 }

@@ -66,7 +66,8 @@ TEST_CASE("every consistency level reads back from its name") {
 }
 
 TEST_CASE("every conflict mode reads back from its name") {
-    for (auto mode : {ConflictResolutionMode::LastWriterWins, ConflictResolutionMode::VectorClock}) {
+    for (auto mode :
+         {ConflictResolutionMode::LastWriterWins, ConflictResolutionMode::VectorClock}) {
         CAPTURE(std::string(geo::to_string(mode)));
         const auto parsed = geo::conflict_mode_from_string(geo::to_string(mode));
         REQUIRE(parsed.has_value());

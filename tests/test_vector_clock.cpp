@@ -132,9 +132,9 @@ TEST_CASE("happens_before needs every entry <= and at least one <") {
     CHECK(a.happens_before(VectorClock{{1, 2}, {2, 1}}));
     CHECK(a.happens_before(VectorClock{{1, 1}, {2, 1}, {3, 1}})); // missing entry is 0 < 1
     CHECK(VectorClock{}.happens_before(a));
-    CHECK_FALSE(a.happens_before(a));                              // equal: not strictly before
-    CHECK_FALSE(a.happens_before(VectorClock{{1, 2}}));            // 2:1 > 2:0
-    CHECK_FALSE(VectorClock{{1, 2}, {2, 1}}.happens_before(a));    // after, not before
+    CHECK_FALSE(a.happens_before(a));                           // equal: not strictly before
+    CHECK_FALSE(a.happens_before(VectorClock{{1, 2}}));         // 2:1 > 2:0
+    CHECK_FALSE(VectorClock{{1, 2}, {2, 1}}.happens_before(a)); // after, not before
     CHECK_FALSE(a.happens_before(VectorClock{}));
 }
 
@@ -222,9 +222,10 @@ TEST_CASE("exactly one of equal, before, after, concurrent holds for any two clo
         }
         const ClockOrder ab = a.compare(b);
         const ClockOrder ba = b.compare(a);
-        const bool mirrored = (ab == ClockOrder::Before && ba == ClockOrder::After) ||
-                              (ab == ClockOrder::After && ba == ClockOrder::Before) ||
-                              (ab == ba && (ab == ClockOrder::Equal || ab == ClockOrder::Concurrent));
+        const bool mirrored =
+            (ab == ClockOrder::Before && ba == ClockOrder::After) ||
+            (ab == ClockOrder::After && ba == ClockOrder::Before) ||
+            (ab == ba && (ab == ClockOrder::Equal || ab == ClockOrder::Concurrent));
         if (!mirrored) {
             FAIL_CHECK("compare is not antisymmetric at round " << i);
         }

@@ -32,9 +32,7 @@ struct RegionRaftGroup {
         return a.group_id == b.group_id && a.committed_seq == b.committed_seq &&
                a.region_id == b.region_id && a.members == b.members;
     }
-    friend bool operator!=(const RegionRaftGroup& a, const RegionRaftGroup& b) {
-        return !(a == b);
-    }
+    friend bool operator!=(const RegionRaftGroup& a, const RegionRaftGroup& b) { return !(a == b); }
 };
 
 /// The regions, which one this process is, and how writes are routed and resolved.
@@ -108,7 +106,8 @@ struct ActiveActiveGeoConfig {
     }
 
     /// Routes a host's own write type through `RoutingTraits<Write>`.
-    template <class Write, class = std::enable_if_t<!std::is_convertible_v<const Write&, std::string_view>>>
+    template <class Write,
+              class = std::enable_if_t<!std::is_convertible_v<const Write&, std::string_view>>>
     [[nodiscard]] WriteRoutingDecision route(const Write& write) const {
         // Keep what the traits return alive (it may be a temporary string) while routing.
         decltype(auto) subject = RoutingTraits<Write>::subject(write);

@@ -11,12 +11,12 @@ namespace geo {
 
 /// The state of one key as committed by one region.
 struct GeoRecord {
-    RegionId region;             ///< region whose Raft group committed the write
+    RegionId region;              ///< region whose Raft group committed the write
     std::uint64_t timestamp_ms{}; ///< hybrid-clock time of the write
     VectorClock clock;
     std::string value;
-    std::uint64_t seq{};   ///< commit sequence in `region`; breaks same-millisecond ties
-    bool deleted{false};   ///< a tombstone: the key was erased by this write
+    std::uint64_t seq{}; ///< commit sequence in `region`; breaks same-millisecond ties
+    bool deleted{false}; ///< a tombstone: the key was erased by this write
 
     friend bool operator==(const GeoRecord& a, const GeoRecord& b) {
         return a.timestamp_ms == b.timestamp_ms && a.seq == b.seq && a.deleted == b.deleted &&

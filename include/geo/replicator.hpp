@@ -12,9 +12,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -188,7 +188,12 @@ public:
         GeoWriteOutcome outcome;
         {
             std::lock_guard<std::mutex> stream(state.remote_mu);
-            Incoming in{o, key, value, timestamp_ms, std::move(clock), false,
+            Incoming in{o,
+                        key,
+                        value,
+                        timestamp_ms,
+                        std::move(clock),
+                        false,
                         state.seq.load(std::memory_order_relaxed) + 1};
             outcome = commit_remote(in, events);
             if (std::holds_alternative<Committed>(outcome)) {
@@ -213,12 +218,8 @@ public:
             if (entry.seq <= state.seq.load(std::memory_order_relaxed)) {
                 return AlreadyApplied{config_.regions[o], entry.seq};
             }
-            Incoming in{o,
-                        entry.key,
-                        entry.record.value,
-                        entry.record.timestamp_ms,
-                        entry.record.clock,
-                        entry.record.deleted,
+            Incoming in{o, entry.key, entry.record.value, entry.record.timestamp_ms,
+                        entry.record.clock, entry.record.deleted,
                         // A record from a node that does not track seq carries 0: the entry's
                         // seq is the same commit sequence.
                         entry.record.seq != 0 ? entry.record.seq : entry.seq};
@@ -401,8 +402,8 @@ public:
         std::lock_guard<std::mutex> lock(conflict_mu_);
         std::vector<ConflictEvent> result;
         const std::size_t capacity = conflict_ring_.size();
-        const std::size_t kept = static_cast<std::size_t>(
-            std::min<std::uint64_t>(conflicts_total_, capacity));
+        const std::size_t kept =
+            static_cast<std::size_t>(std::min<std::uint64_t>(conflicts_total_, capacity));
         result.reserve(kept);
         for (std::size_t i = 0; i < kept; ++i) {
             result.push_back(conflict_ring_[(conflicts_total_ - kept + i) % capacity]);
@@ -488,8 +489,8 @@ private:
         std::vector<detail::QueueEntry*> cursor; ///< per target: first entry not acknowledged
         /// Queued copies of displaced writes, by key (rare; see detail::QueueEntry).
         std::unordered_map<std::string_view, detail::QueueEntry*> detached;
-        std::vector<std::size_t> owed;     ///< per target: entries from cursor to tail
-        std::size_t queued{};              ///< entries owed to at least one target
+        std::vector<std::size_t> owed; ///< per target: entries from cursor to tail
+        std::size_t queued{};          ///< entries owed to at least one target
 
         std::mutex remote_mu;                 ///< serializes the stream received from this region
         std::atomic<std::uint64_t> seq{0};    ///< last commit sequence of this region
@@ -555,8 +556,8 @@ private:
             for (const auto& r : config_.regions) {
                 known += (known.empty() ? "" : ", ") + r;
             }
-            throw ConfigError("unknown region '" + std::string(region) + "' (configured: " +
-                              known + ")");
+            throw ConfigError("unknown region '" + std::string(region) + "' (configured: " + known +
+                              ")");
         }
         return i;
     }
@@ -564,8 +565,8 @@ private:
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
         if (entry.record.region != config_.regions[o]) {
             throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
-                              entry.record.region + "' but arrived from '" +
-                              config_.regions[o] + "'");
+                              entry.record.region + "' but arrived from '" + config_.regions[o] +
+                              "'");
         }
     }
 
@@ -665,9 +666,8 @@ private:
         }
         state.owed[t] -= released;
         // Entries before every cursor are owed to nobody.
-        while (state.head != nullptr &&
-               std::find(state.cursor.begin(), state.cursor.end(), state.head) ==
-                   state.cursor.end()) {
+        while (state.head != nullptr && std::find(state.cursor.begin(), state.cursor.end(),
+                                                  state.head) == state.cursor.end()) {
             detail::QueueEntry* done = state.head;
             state.head = done->next;
             (state.head ? state.head->prev : state.tail) = nullptr;
@@ -816,10 +816,10 @@ private:
             std::optional<PreparedConflict> displaced;
             if (slot != nullptr && !auto_stamp) {
                 // A new commit of this region is later than all its earlier ones: max seq.
-                const Resolution res = resolve(
-                    detail::WriteView(ts, config_.regions[r],
-                                      std::numeric_limits<std::uint64_t>::max(), clock),
-                    detail::WriteView(slot->record), config_.conflict_mode);
+                const Resolution res =
+                    resolve(detail::WriteView(ts, config_.regions[r],
+                                              std::numeric_limits<std::uint64_t>::max(), clock),
+                            detail::WriteView(slot->record), config_.conflict_mode);
                 if (!res.incoming_wins) {
                     if (!res.same_write) {
                         raise_conflict(key, slot->record,
@@ -912,10 +912,10 @@ private:
                                               slot->record.timestamp_ms};
                 }
                 if (res.concurrent) {
-                    displaced = prepare_conflict(in.key,
-                                                 RecordView{region, in.timestamp_ms, in.clock,
-                                                            in.value, in.seq, in.deleted},
-                                                 RecordView(slot->record), events);
+                    displaced = prepare_conflict(
+                        in.key,
+                        RecordView{region, in.timestamp_ms, in.clock, in.value, in.seq, in.deleted},
+                        RecordView(slot->record), events);
                 }
                 std::unique_lock<std::mutex> unused;
                 detach_for_rewrite(*slot, in.value.size(), region.size(), true, std::nullopt,

@@ -9,7 +9,6 @@
 
 namespace geo {
 
-
 /// What resolving an incoming write against the stored record decided.
 struct Resolution {
     bool incoming_wins{};
@@ -34,7 +33,8 @@ struct WriteView {
 
     explicit WriteView(const GeoRecord& r) noexcept
         : timestamp_ms(r.timestamp_ms), region(r.region), seq(r.seq), clock(r.clock) {}
-    WriteView(std::uint64_t ts, std::string_view reg, std::uint64_t s, const VectorClock& c) noexcept
+    WriteView(std::uint64_t ts, std::string_view reg, std::uint64_t s,
+              const VectorClock& c) noexcept
         : timestamp_ms(ts), region(reg), seq(s), clock(c) {}
 };
 

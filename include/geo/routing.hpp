@@ -21,14 +21,16 @@ struct RegionRoutingRule {
     ConsistencyLevel consistency{ConsistencyLevel::LocalAsync};
 
     /// The catch-all rule "default": no prefix, no tenant.
-    [[nodiscard]] static RegionRoutingRule default_to(RegionId region, ConsistencyLevel consistency) {
+    [[nodiscard]] static RegionRoutingRule default_to(RegionId region,
+                                                      ConsistencyLevel consistency) {
         return RegionRoutingRule{"default", std::nullopt, std::nullopt, std::move(region),
                                  consistency};
     }
 
     /// A rule with a tenant never matches a write without one.
-    [[nodiscard]] bool matches(std::string_view subject,
-                               std::optional<std::string_view> tenant = std::nullopt) const noexcept {
+    [[nodiscard]] bool
+    matches(std::string_view subject,
+            std::optional<std::string_view> tenant = std::nullopt) const noexcept {
         if (subject_prefix && subject.substr(0, subject_prefix->size()) != *subject_prefix) {
             return false;
         }

@@ -19,7 +19,7 @@ enum class ConflictResolutionMode { LastWriterWins, VectorClock };
 
 /// Remote acknowledgements a write at `level` needs when `total_remote_regions` peers exist.
 [[nodiscard]] constexpr std::size_t min_remote_acks(ConsistencyLevel level,
-                                                   std::size_t total_remote_regions) noexcept {
+                                                    std::size_t total_remote_regions) noexcept {
     switch (level) {
     case ConsistencyLevel::EachQuorum:
         return std::min<std::size_t>(1, total_remote_regions);
@@ -35,10 +35,14 @@ enum class ConflictResolutionMode { LastWriterWins, VectorClock };
 /// The variant name, as the wire format spells it.
 [[nodiscard]] constexpr std::string_view to_string(ConsistencyLevel level) noexcept {
     switch (level) {
-    case ConsistencyLevel::LocalAsync: return "LocalAsync";
-    case ConsistencyLevel::LocalQuorum: return "LocalQuorum";
-    case ConsistencyLevel::EachQuorum: return "EachQuorum";
-    case ConsistencyLevel::AllQuorum: return "AllQuorum";
+    case ConsistencyLevel::LocalAsync:
+        return "LocalAsync";
+    case ConsistencyLevel::LocalQuorum:
+        return "LocalQuorum";
+    case ConsistencyLevel::EachQuorum:
+        return "EachQuorum";
+    case ConsistencyLevel::AllQuorum:
+        return "AllQuorum";
     }
     return "LocalAsync";
 }
@@ -61,7 +65,8 @@ consistency_level_from_string(std::string_view name) noexcept {
 
 [[nodiscard]] constexpr std::optional<ConflictResolutionMode>
 conflict_mode_from_string(std::string_view name) noexcept {
-    for (auto mode : {ConflictResolutionMode::LastWriterWins, ConflictResolutionMode::VectorClock}) {
+    for (auto mode :
+         {ConflictResolutionMode::LastWriterWins, ConflictResolutionMode::VectorClock}) {
         if (to_string(mode) == name) {
             return mode;
         }
