@@ -183,23 +183,12 @@ public:
                                        std::string_view value, std::uint64_t timestamp_ms,
                                        VectorClock clock = {}) {
         const std::size_t o = region_index(origin);
-        RegionState& state = *regions_[o];
+        // Resolved as the origin's next seq; the counter only advances if the write is stored.
+        Incoming in{o,     key,  value, timestamp_ms, std::move(clock),
+                    false, regions_[o]->seq.load(std::memory_order_relaxed) + 1,
+                    true};
         std::vector<ConflictEvent> events;
-        GeoWriteOutcome outcome;
-        {
-            std::lock_guard<std::mutex> stream(state.remote_mu);
-            Incoming in{o,
-                        key,
-                        value,
-                        timestamp_ms,
-                        std::move(clock),
-                        false,
-                        state.seq.load(std::memory_order_relaxed) + 1};
-            outcome = commit_remote(in, events);
-            if (std::holds_alternative<Committed>(outcome)) {
-                raise_seq(state, in.seq);
-            }
-        }
+        GeoWriteOutcome outcome = commit_remote(in, events);
         deliver(events);
         return outcome;
     }
@@ -212,8 +201,7 @@ public:
         check_origin(o, entry);
         RegionState& state = *regions_[o];
         std::vector<ConflictEvent> events;
-        GeoWriteOutcome outcome;
-        {
+        GeoWriteOutcome outcome = [&]() -> GeoWriteOutcome {
             std::lock_guard<std::mutex> stream(state.remote_mu);
             if (entry.seq <= state.seq.load(std::memory_order_relaxed)) {
                 return AlreadyApplied{config_.regions[o], entry.seq};
@@ -222,13 +210,15 @@ public:
                         entry.record.clock, entry.record.deleted,
                         // A record from a node that does not track seq carries 0: the entry's
                         // seq is the same commit sequence.
-                        entry.record.seq != 0 ? entry.record.seq : entry.seq};
-            outcome = commit_remote(in, events);
+                        entry.record.seq != 0 ? entry.record.seq : entry.seq,
+                        false};
+            GeoWriteOutcome result = commit_remote(in, events);
             raise_seq(state, entry.seq);
-            if (auto* committed = std::get_if<Committed>(&outcome)) {
+            if (auto* committed = std::get_if<Committed>(&result)) {
                 committed->seq = entry.seq;
             }
-        }
+            return result;
+        }();
         deliver(events);
         return outcome;
     }
@@ -513,15 +503,26 @@ private:
         explicit RecordView(const GeoRecord& r) noexcept
             : RecordView(r.region, r.timestamp_ms, r.clock, r.value, r.seq, r.deleted) {}
 
+        /// Reuses `out`'s capacity (conflict log entries are overwritten in place).
         void copy_to(GeoRecord& out) const {
-            out.region.assign(region.data(), region.size());
+            copy_string(out.region, region);
             out.timestamp_ms = timestamp_ms;
-            out.clock = clock;
-            out.value.assign(value.data(), value.size());
+            if (&out.clock != &clock) {
+                out.clock = clock;
+            }
+            copy_string(out.value, value);
             out.seq = seq;
             out.deleted = deleted;
         }
     };
+
+    static void copy_string(std::string& dst, std::string_view src) {
+        if (dst.size() == src.size()) {
+            std::char_traits<char>::copy(dst.data(), src.data(), src.size());
+        } else {
+            dst.assign(src.data(), src.size());
+        }
+    }
 
     /// A write being applied, before it is stored.
     struct Incoming {
@@ -532,6 +533,7 @@ private:
         VectorClock clock;
         bool deleted;
         std::uint64_t seq;
+        bool assign_seq; ///< seed API: the origin's counter gives the seq once the write is stored
     };
 
     // ---- helpers: regions, clock ----------------------------------------------------------
@@ -542,7 +544,7 @@ private:
         for (; i < regions.size(); ++i) {
             const std::string& r = regions[i];
             if (r.size() == region.size() &&
-                std::char_traits<char>::compare(r.data(), region.data(), r.size()) == 0) {
+                (r.data() == region.data() || r.compare(0, r.size(), region) == 0)) {
                 break;
             }
         }
@@ -736,13 +738,9 @@ private:
         }
     }
 
-    /// `dst = src` for a string with enough capacity, without the generic assign's overhead.
+    /// `dst = src` into a string with enough capacity: cannot throw.
     static void assign_reserved(std::string& dst, std::string_view src) noexcept {
-        if (dst.size() == src.size()) {
-            std::char_traits<char>::copy(dst.data(), src.data(), src.size());
-        } else {
-            dst.assign(src.data(), src.size()); // within capacity: does not allocate
-        }
+        copy_string(dst, src);
     }
 
     static void replace_in_queue(RegionState& state, detail::QueueEntry& out,
@@ -927,6 +925,9 @@ private:
                 fresh->record.region = region;
                 slot = shard.table.insert(std::move(fresh), hash);
             }
+            if (in.assign_seq) {
+                in.seq = regions_[in.region]->seq.fetch_add(1, std::memory_order_relaxed) + 1;
+            }
             GeoRecord& rec = slot->record;
             if (slot->region_index != in.region || rec.region.empty()) {
                 assign_reserved(rec.region, region);
@@ -963,8 +964,8 @@ private:
                 // the ring has filled.
                 ConflictEvent& entry = conflict_ring_[conflicts_total_ % conflict_ring_.size()];
                 try {
-                    entry.key.assign(key.data(), key.size());
-                    entry.winner = winner;
+                    copy_string(entry.key, key);
+                    RecordView(winner).copy_to(entry.winner);
                     loser.copy_to(entry.loser);
                 } catch (...) {
                     entry = ConflictEvent{}; // never half of two events; it was the oldest
