@@ -4,13 +4,13 @@
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
+#include "replication_fixtures.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -28,17 +28,15 @@ using geo::GeoRecord;
 using geo::GeoWriteOutcome;
 using geo::RejectedByConflict;
 using geo::VectorClock;
-
-const std::string us = "us-east-1";
-const std::string eu = "eu-west-1";
-const std::string ap = "ap-northeast-1";
+using geo_test::all_groups;
+using geo_test::ap;
+using geo_test::both_modes;
+using geo_test::entry;
+using geo_test::eu;
+using geo_test::mode_name;
+using geo_test::us;
 
 constexpr std::uint64_t t0 = 1'700'000'000'000;
-
-std::vector<geo::RegionRaftGroup> all_groups() {
-    return {geo::RegionRaftGroup(us, 100, {1, 2, 3}), geo::RegionRaftGroup(eu, 200, {4, 5, 6}),
-            geo::RegionRaftGroup(ap, 300, {7, 8, 9})};
-}
 
 geo::ActiveActiveGeoConfig config_for(const std::string& local, ConflictResolutionMode mode) {
     auto config = geo::ActiveActiveGeoConfig::multi_region(local, {us, eu, ap});
@@ -56,69 +54,7 @@ std::unique_ptr<ActiveActiveReplicator> replica(const std::string& local,
                                                     [physical_ms] { return physical_ms; });
 }
 
-/// A committed write of `region`, as its fanout entry would carry it.
-FanoutEntry entry(const std::string& region, const std::string& key, const std::string& value,
-                  std::uint64_t ts, std::uint64_t seq, VectorClock clock = {},
-                  bool deleted = false) {
-    GeoRecord record;
-    record.region = region;
-    record.timestamp_ms = ts;
-    record.clock = std::move(clock);
-    record.value = value;
-    record.seq = seq;
-    record.deleted = deleted;
-    return FanoutEntry{key, record, seq};
-}
-
-const ConflictResolutionMode both_modes[] = {ConflictResolutionMode::LastWriterWins,
-                                             ConflictResolutionMode::VectorClock};
-
-std::string mode_name(ConflictResolutionMode mode) {
-    return std::string(geo::to_string(mode));
-}
-
 } // namespace
-
-namespace Catch {
-template <>
-struct StringMaker<geo::GeoRecord> {
-    static std::string convert(const geo::GeoRecord& r) {
-        std::ostringstream out;
-        out << "{region=" << r.region << " ts=" << r.timestamp_ms << " seq=" << r.seq
-            << " deleted=" << r.deleted << " value=\"" << r.value << "\" clock={";
-        for (const auto& [node, counter] : r.clock.entries()) {
-            out << node << ':' << counter << ' ';
-        }
-        out << "}}";
-        return out.str();
-    }
-};
-template <>
-struct StringMaker<geo::ConflictEvent> {
-    static std::string convert(const geo::ConflictEvent& e) {
-        return "{key=" + e.key + " winner=" + StringMaker<geo::GeoRecord>::convert(e.winner) +
-               " loser=" + StringMaker<geo::GeoRecord>::convert(e.loser) + "}";
-    }
-};
-#if !defined(CATCH_CONFIG_ENABLE_VARIANT_STRINGMAKER) &&                                           \
-    !defined(CATCH_CONFIG_ENABLE_ALL_STRINGMAKERS)
-template <>
-struct StringMaker<geo::GeoWriteOutcome> {
-    static std::string convert(const geo::GeoWriteOutcome& outcome) {
-        std::ostringstream out;
-        if (const auto* c = std::get_if<geo::Committed>(&outcome)) {
-            out << "Committed{" << c->region << ", " << c->seq << "}";
-        } else if (const auto* r = std::get_if<geo::RejectedByConflict>(&outcome)) {
-            out << "RejectedByConflict{" << r->region << ", " << r->winner_region << ", "
-                << r->winner_timestamp_ms << "}";
-        } else if (const auto* a = std::get_if<geo::AlreadyApplied>(&outcome)) {
-            out << "AlreadyApplied{" << a->region << ", " << a->seq << "}";
-        }
-        return out.str();
-    }
-};
-#endif
-} // namespace Catch
 
 TEST_CASE("an incoming write rejected by resolution is reported as the loser", "[conflicts]") {
     for (auto mode : both_modes) {

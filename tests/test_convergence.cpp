@@ -8,6 +8,7 @@
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
+#include "replication_fixtures.hpp"
 
 #include <array>
 #include <cstddef>
@@ -18,7 +19,6 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <tuple>
 #include <variant>
@@ -34,6 +34,8 @@ using geo::FanoutEntry;
 using geo::GeoRecord;
 using geo::GeoWriteOutcome;
 using geo::RejectedByConflict;
+using geo_test::describe;
+using geo_test::ship;
 
 constexpr std::size_t replica_count = 3;
 const std::array<std::string, replica_count> regions{"us-east-1", "eu-west-1", "ap-northeast-1"};
@@ -70,34 +72,6 @@ struct Scenario {
     std::size_t seeds = 150;
     std::size_t steps = 2000;
 };
-
-std::string describe(const GeoRecord& r) {
-    std::ostringstream out;
-    out << "{region=" << r.region << " ts=" << r.timestamp_ms << " seq=" << r.seq
-        << " deleted=" << r.deleted << " value=\"" << r.value << "\" clock={";
-    for (const auto& [node, counter] : r.clock.entries()) {
-        out << node << ':' << counter << ' ';
-    }
-    out << "}}";
-    return out.str();
-}
-
-std::string describe(const std::optional<GeoRecord>& r) {
-    return r ? describe(*r) : std::string("(absent)");
-}
-
-std::string describe(const GeoWriteOutcome& outcome) {
-    std::ostringstream out;
-    if (const auto* c = std::get_if<Committed>(&outcome)) {
-        out << "Committed{" << c->region << ", " << c->seq << "}";
-    } else if (const auto* r = std::get_if<RejectedByConflict>(&outcome)) {
-        out << "RejectedByConflict{" << r->region << ", " << r->winner_region << ", "
-            << r->winner_timestamp_ms << "}";
-    } else if (const auto* a = std::get_if<AlreadyApplied>(&outcome)) {
-        out << "AlreadyApplied{" << a->region << ", " << a->seq << "}";
-    }
-    return out.str();
-}
 
 /// DESIGN.md's last-writer-wins order, `(timestamp_ms, region, seq)`, written out here so the
 /// oracle does not share the library's code. In vector-clock mode it is the order too, since
@@ -552,18 +526,6 @@ std::unique_ptr<ActiveActiveReplicator> vc_replica(std::size_t i, std::uint64_t 
     }
     return std::make_unique<ActiveActiveReplicator>(config, groups,
                                                     [physical_ms] { return physical_ms; });
-}
-
-void ship(ActiveActiveReplicator& from, ActiveActiveReplicator& to) {
-    const std::string& source = from.config().local_region;
-    const std::string& target = to.config().local_region;
-    const auto batch = from.peek_fanout(source, target);
-    for (const auto& entry : batch) {
-        (void)to.apply_remote(source, entry);
-    }
-    if (!batch.empty()) {
-        (void)from.acknowledge_fanout(source, target, batch.back().seq);
-    }
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
+#include "replication_fixtures.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -26,20 +26,14 @@ using geo::GeoRecord;
 using geo::GeoWriteOutcome;
 using geo::RejectedByConflict;
 using geo::VectorClock;
-
-const std::string us = "us-east-1";
-const std::string eu = "eu-west-1";
-const std::string ap = "ap-northeast-1";
-
-std::vector<geo::RegionId> all_regions() {
-    return {us, eu, ap};
-}
-
-/// Every region's Raft group, with distinct group ids (they key the vector-clock entries).
-std::vector<geo::RegionRaftGroup> all_groups() {
-    return {geo::RegionRaftGroup(us, 100, {1, 2, 3}), geo::RegionRaftGroup(eu, 200, {4, 5, 6}),
-            geo::RegionRaftGroup(ap, 300, {7, 8, 9})};
-}
+using geo_test::all_groups;
+using geo_test::all_regions;
+using geo_test::ap;
+using geo_test::both_modes;
+using geo_test::eu;
+using geo_test::mode_name;
+using geo_test::ship;
+using geo_test::us;
 
 std::unique_ptr<ActiveActiveReplicator> replica(const std::string& local,
                                                 ConflictResolutionMode mode,
@@ -57,61 +51,7 @@ std::function<std::uint64_t()> fixed_clock(std::uint64_t ms) {
     return [ms] { return ms; };
 }
 
-/// Ships everything `from` owes `to` (its local region's stream) and acknowledges it.
-void ship(ActiveActiveReplicator& from, ActiveActiveReplicator& to) {
-    const std::string& source = from.config().local_region;
-    const std::string& target = to.config().local_region;
-    const auto batch = from.peek_fanout(source, target);
-    for (const auto& entry : batch) {
-        (void)to.apply_remote(source, entry);
-    }
-    if (!batch.empty()) {
-        (void)from.acknowledge_fanout(source, target, batch.back().seq);
-    }
-}
-
-const ConflictResolutionMode both_modes[] = {ConflictResolutionMode::LastWriterWins,
-                                             ConflictResolutionMode::VectorClock};
-
-std::string mode_name(ConflictResolutionMode mode) {
-    return std::string(geo::to_string(mode));
-}
-
 } // namespace
-
-namespace Catch {
-template <>
-struct StringMaker<geo::GeoRecord> {
-    static std::string convert(const geo::GeoRecord& r) {
-        std::ostringstream out;
-        out << "{region=" << r.region << " ts=" << r.timestamp_ms << " seq=" << r.seq
-            << " deleted=" << r.deleted << " value=\"" << r.value << "\" clock={";
-        for (const auto& [node, counter] : r.clock.entries()) {
-            out << node << ':' << counter << ' ';
-        }
-        out << "}}";
-        return out.str();
-    }
-};
-#if !defined(CATCH_CONFIG_ENABLE_VARIANT_STRINGMAKER) &&                                           \
-    !defined(CATCH_CONFIG_ENABLE_ALL_STRINGMAKERS)
-template <>
-struct StringMaker<geo::GeoWriteOutcome> {
-    static std::string convert(const geo::GeoWriteOutcome& outcome) {
-        std::ostringstream out;
-        if (const auto* c = std::get_if<geo::Committed>(&outcome)) {
-            out << "Committed{" << c->region << ", " << c->seq << "}";
-        } else if (const auto* r = std::get_if<geo::RejectedByConflict>(&outcome)) {
-            out << "RejectedByConflict{" << r->region << ", " << r->winner_region << ", "
-                << r->winner_timestamp_ms << "}";
-        } else if (const auto* a = std::get_if<geo::AlreadyApplied>(&outcome)) {
-            out << "AlreadyApplied{" << a->region << ", " << a->seq << "}";
-        }
-        return out.str();
-    }
-};
-#endif
-} // namespace Catch
 
 // ---- 1. same-millisecond writes ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
+#include "replication_fixtures.hpp"
 
 #include <algorithm>
 #include <array>
@@ -177,20 +178,7 @@ void check_table_equals_model(
 // Replicator helpers
 // ---------------------------------------------------------------------------------------------
 
-std::string describe(const GeoRecord& r) {
-    std::ostringstream out;
-    out << "{region=" << r.region << " ts=" << r.timestamp_ms << " seq=" << r.seq
-        << " deleted=" << r.deleted << " value=\"" << r.value << "\" clock={";
-    for (const auto& [node, counter] : r.clock.entries()) {
-        out << node << ':' << counter << ' ';
-    }
-    out << "}}";
-    return out.str();
-}
-
-std::string describe(const std::optional<GeoRecord>& r) {
-    return r ? describe(*r) : std::string("(absent)");
-}
+using geo_test::describe;
 
 /// Checks what the public API shows of `source`'s queue; returns "" or what is wrong.
 std::string queue_problem(const ActiveActiveReplicator& rep, const std::string& source) {

@@ -4,6 +4,7 @@
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
+#include "replication_fixtures.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -19,18 +20,15 @@ namespace {
 using geo::ActiveActiveReplicator;
 using geo::Committed;
 using geo::ConflictResolutionMode;
-
-const std::string us = "us-east-1";
-const std::string eu = "eu-west-1";
-const std::string ap = "ap-northeast-1";
+using geo_test::all_groups;
+using geo_test::ap;
+using geo_test::both_modes;
+using geo_test::eu;
+using geo_test::ship;
+using geo_test::us;
 
 constexpr std::uint64_t grace_ms = 60'000;
 constexpr std::uint64_t start_ms = 1'700'000'000'000;
-
-std::vector<geo::RegionRaftGroup> all_groups() {
-    return {geo::RegionRaftGroup(us, 100, {1, 2, 3}), geo::RegionRaftGroup(eu, 200, {4, 5, 6}),
-            geo::RegionRaftGroup(ap, 300, {7, 8, 9})};
-}
 
 /// A replica whose physical clock is `now`, which the test moves.
 std::unique_ptr<ActiveActiveReplicator>
@@ -42,22 +40,6 @@ replica(const std::string& local, const std::atomic<std::uint64_t>& now,
     return std::make_unique<ActiveActiveReplicator>(config, all_groups(),
                                                     [&now] { return now.load(); });
 }
-
-/// Ships everything `from` owes `to` and acknowledges it.
-void ship(ActiveActiveReplicator& from, ActiveActiveReplicator& to) {
-    const std::string& source = from.config().local_region;
-    const std::string& target = to.config().local_region;
-    const auto batch = from.peek_fanout(source, target);
-    for (const auto& entry : batch) {
-        (void)to.apply_remote(source, entry);
-    }
-    if (!batch.empty()) {
-        (void)from.acknowledge_fanout(source, target, batch.back().seq);
-    }
-}
-
-const ConflictResolutionMode both_modes[] = {ConflictResolutionMode::LastWriterWins,
-                                             ConflictResolutionMode::VectorClock};
 
 } // namespace
 
