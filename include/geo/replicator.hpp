@@ -80,7 +80,8 @@ public:
     using ListenerId = std::uint64_t;
 
     /// Throws ConfigError for an impossible config (see ActiveActiveGeoConfig::validate), a
-    /// group whose region is not configured, or two groups for one region.
+    /// group whose region is not configured, two groups for one region, or two regions
+    /// sharing a group id (it keys the region's vector-clock entry).
     ActiveActiveReplicator(ActiveActiveGeoConfig config, std::vector<RegionRaftGroup> groups)
         : ActiveActiveReplicator(std::move(config), std::move(groups), &current_timestamp_ms) {}
 
@@ -150,7 +151,8 @@ public:
     ///
     /// The caller's timestamp is observed by the hybrid clock. In vector-clock mode the caller
     /// must keep "clock order implies timestamp order" for its own clocks (a write whose clock
-    /// follows another's must not carry a smaller timestamp), or replicas may end apart; `put`
+    /// follows another's must not carry a smaller timestamp), or replicas may end apart, and
+    /// must not use the node ids that are group ids (`put`/`erase` issue those entries); `put`
     /// and `erase` keep that rule themselves.
     GeoWriteOutcome apply_local_write(std::string_view region, std::string_view key,
                                       std::string_view value, std::uint64_t timestamp_ms,
