@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
 #include <functional>
 #include <limits>
 #include <map>
@@ -186,8 +185,13 @@ public:
                                        VectorClock clock = {}) {
         const std::size_t o = region_index(origin);
         // Resolved as the origin's next seq; the counter only advances if the write is stored.
-        Incoming in{o,     key,  value, timestamp_ms, std::move(clock),
-                    false, regions_[o]->seq.load(std::memory_order_relaxed) + 1,
+        Incoming in{o,
+                    key,
+                    value,
+                    timestamp_ms,
+                    std::move(clock),
+                    false,
+                    regions_[o]->seq.load(std::memory_order_relaxed) + 1,
                     true};
         std::vector<ConflictEvent> events;
         GeoWriteOutcome outcome = commit_remote(in, events);
@@ -212,8 +216,7 @@ public:
                         entry.record.clock, entry.record.deleted,
                         // A record from a node that does not track seq carries 0: the entry's
                         // seq is the same commit sequence.
-                        entry.record.seq != 0 ? entry.record.seq : entry.seq,
-                        false};
+                        entry.record.seq != 0 ? entry.record.seq : entry.seq, false};
             GeoWriteOutcome result = commit_remote(in, events);
             raise_seq(state, entry.seq);
             if (auto* committed = std::get_if<Committed>(&result)) {
@@ -518,6 +521,8 @@ private:
         }
     };
 
+    /// `dst = src` without the generic assign's overhead when the sizes match; into a string
+    /// whose capacity was reserved, it cannot throw.
     static void copy_string(std::string& dst, std::string_view src) {
         if (dst.size() == src.size()) {
             std::char_traits<char>::copy(dst.data(), src.data(), src.size());
@@ -740,11 +745,6 @@ private:
         }
     }
 
-    /// `dst = src` into a string with enough capacity: cannot throw.
-    static void assign_reserved(std::string& dst, std::string_view src) noexcept {
-        copy_string(dst, src);
-    }
-
     static void replace_in_queue(RegionState& state, detail::QueueEntry& out,
                                  detail::QueueEntry& in) noexcept {
         in.prev = out.prev;
@@ -862,11 +862,11 @@ private:
             }
             GeoRecord& rec = slot->record;
             if (slot->region_index != r || rec.region.empty()) {
-                assign_reserved(rec.region, config_.regions[r]);
+                copy_string(rec.region, config_.regions[r]);
             }
             rec.timestamp_ms = ts;
             rec.clock = std::move(clock);
-            assign_reserved(rec.value, value);
+            copy_string(rec.value, value);
             rec.seq = seq;
             rec.deleted = deleted;
             slot->region_index = r;
@@ -932,11 +932,11 @@ private:
             }
             GeoRecord& rec = slot->record;
             if (slot->region_index != in.region || rec.region.empty()) {
-                assign_reserved(rec.region, region);
+                copy_string(rec.region, region);
             }
             rec.timestamp_ms = in.timestamp_ms;
             rec.clock = std::move(in.clock);
-            assign_reserved(rec.value, in.value);
+            copy_string(rec.value, in.value);
             rec.seq = in.seq;
             rec.deleted = in.deleted;
             slot->region_index = in.region;
