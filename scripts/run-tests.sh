@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test configuration: for each CMake test preset, configure, build
-# and run ctest; then build (not run) the benchmarks of the `release` preset so
-# they keep compiling. Prints a per-preset timing table and exits non-zero if
-# any step failed.
+# and run ctest; then build the benchmarks of the `release` preset so they keep
+# compiling, and run bench_replicator once at a tiny size as a smoke test (a
+# few seconds; it fails if a result's check fails). Prints a per-preset timing
+# table and exits non-zero if any step failed.
 #
-#   bash scripts/run-tests.sh                 # all presets below + benchmark build
+#   bash scripts/run-tests.sh                 # all presets below + benchmark build and smoke run
 #   bash scripts/run-tests.sh gcc-cxx17 tsan  # just these test presets
 set -euo pipefail
 
@@ -67,6 +68,13 @@ run_preset() {
                 fi
                 tested=$SECONDS
                 timing="$timing, test $((tested - built))s"
+            elif [ "$preset" = release ]; then
+                local smoke_log="$log_dir/bench-smoke-$preset.log"
+                if ! "build/$preset/tests/benchmarks/bench_replicator" --n 2000 --k 200 --reps 1 \
+                    --json "build/$preset/bench_smoke.json" 2>&1 | tee "$smoke_log"; then
+                    status="FAILED (benchmark smoke)"
+                fi
+                timing="$timing, benchmark smoke $((SECONDS - built))s"
             fi
         fi
     fi

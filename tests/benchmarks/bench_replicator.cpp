@@ -11,11 +11,17 @@
 // state as the floor, same win count, all fanout drained) outside the clock; "check" says
 // whether they held.
 //
-// Output: one JSON object per line on stdout (the first, "meta", describes the build and the
-// machine); progress goes to stderr.
+// Output: when every workload has run, a table on stdout (one row per result: both values,
+// their ratio, the target and whether it is met, whether the check held) and one JSON object,
+// {"meta": {...}, "results": [{...}, ...]}, written to --json PATH (default
+// bench_replicator.json in the current directory; "--json -" writes it to stdout instead of the
+// table). "meta" describes the build and the machine; each result has "workload", "check" and
+// its figures (null where a figure is not finite). Progress goes to stderr. Exit status: 0; 1
+// when a result's check failed or the JSON could not be written; 2 on a usage error or when
+// the --json file cannot be opened (checked before the run).
 //
 //   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]
-//                    [--w3-concurrent PCT] [--quick] [--verbose]
+//                    [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]
 //
 // Defaults: N = 10^6, K = 10^5, 5 repetitions. --quick is a smoke run (N = 20000, K = 2000,
 // 2 repetitions); --n/--k/--reps still override it. --verbose prints every repetition's time
@@ -59,11 +65,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <limits>
@@ -180,8 +188,9 @@ struct Options {
     std::size_t k = 100'000;
     int reps = 5;
     int w3_concurrent_pct = 25;
-    bool verbose = false; // every repetition's time on stderr
-    std::string only;     // comma-separated workload ids; empty: all
+    bool verbose = false;                       // every repetition's time on stderr
+    std::string only;                           // comma-separated workload ids; empty: all
+    std::string json = "bench_replicator.json"; // where the JSON goes; "-": stdout, no table
     std::string m1_child; // internal: "geo" or "floor", run one M1 measurement and exit
 };
 
@@ -218,7 +227,10 @@ bool parse_count(const std::string& text, std::size_t& out) {
         status == 0 ? stdout : stderr,
         "%s%s%s"
         "usage: bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]\n"
-        "                        [--w3-concurrent PCT] [--quick] [--verbose]\n",
+        "                        [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]\n"
+        "Prints a table of the results on stdout and writes them as one JSON object to PATH\n"
+        "(default bench_replicator.json; with --json -, to stdout instead of the table).\n"
+        "Exits 1 if a result's check failed. Details: the comment atop bench_replicator.cpp.\n",
         why[0] != '\0' ? "bench_replicator: " : "", why, why[0] != '\0' ? "\n" : "");
     std::exit(status);
 }
@@ -263,6 +275,11 @@ Options parse_options(int argc, char** argv) {
             take_count(pct);
         } else if (arg == "--only") {
             o.only = take();
+        } else if (arg == "--json") {
+            o.json = take();
+            if (o.json.empty()) {
+                usage("empty path for --json");
+            }
         } else if (arg == "--verbose" || arg == "-v") {
             o.verbose = true;
         } else if (arg == "--quick") {
@@ -291,61 +308,111 @@ Options parse_options(int argc, char** argv) {
     return o;
 }
 
-// ---- JSON lines ---------------------------------------------------------------------------
+// ---- results ------------------------------------------------------------------------------
 
+// One result, or the "meta" description of the run: named fields, each kept as its JSON text.
+// A finished line is collect()ed; main prints them all as a table and writes them as JSON.
 class JsonLine {
 public:
     explicit JsonLine(std::string_view workload) { str("workload", workload); }
 
     JsonLine& str(std::string_view key, std::string_view value) {
-        field(key);
-        text_ += '"';
+        std::string json = "\"";
         for (const char c : value) {
             if (c == '"' || c == '\\') {
-                text_ += '\\';
+                json += '\\';
             }
-            text_ += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+            json += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
         }
-        text_ += '"';
-        return *this;
+        json += '"';
+        return add(key, std::move(json), std::string(value));
     }
     JsonLine& count(std::string_view key, std::uint64_t value) {
-        field(key);
-        text_ += std::to_string(value);
-        return *this;
+        return add(key, std::to_string(value));
     }
     JsonLine& num(std::string_view key, double value, int decimals = 2) {
-        field(key);
         if (value != value || value == kInf || value == -kInf) {
-            text_ += "null";
-            return *this;
+            return add(key, "null");
         }
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-        text_ += buf;
-        return *this;
+        return add(key, buf);
     }
-    JsonLine& flag(std::string_view key, bool value) {
-        field(key);
-        text_ += value ? "true" : "false";
-        return *this;
+    JsonLine& flag(std::string_view key, bool value) { return add(key, value ? "true" : "false"); }
+
+    // Appends this line to the run's results (g_lines).
+    void collect();
+
+    bool has(std::string_view key) const { return find(key) != nullptr; }
+    // A string field's value, any other field's JSON text; "" when absent.
+    std::string text(std::string_view key) const {
+        const Field* f = find(key);
+        return f == nullptr ? std::string() : f->text;
     }
-    void print() {
-        std::printf("{%s}\n", text_.c_str());
-        std::fflush(stdout);
+    // A number field's value as written (rounded); nullopt when absent, null or not a number.
+    std::optional<double> number(std::string_view key) const {
+        const Field* f = find(key);
+        if (f == nullptr || f->json.empty() || f->json[0] == '"') {
+            return std::nullopt;
+        }
+        char* end = nullptr;
+        const double v = std::strtod(f->json.c_str(), &end);
+        if (end == f->json.c_str() || *end != '\0') {
+            return std::nullopt; // null, true, false
+        }
+        return v;
+    }
+    // The field as it is in the JSON when it is a number, "-" otherwise: a table cell.
+    std::string cell(std::string_view key) const {
+        return number(key) ? find(key)->json : std::string("-");
+    }
+    bool check_failed() const { return text("check") == "false"; }
+    // The JSON object: {"workload":...,...}.
+    std::string object() const {
+        std::string out = "{";
+        for (const Field& f : fields_) {
+            if (out.size() > 1) {
+                out += ',';
+            }
+            out += '"';
+            out += f.key;
+            out += "\":";
+            out += f.json;
+        }
+        out += '}';
+        return out;
     }
 
 private:
-    void field(std::string_view key) {
-        if (!text_.empty()) {
-            text_ += ',';
-        }
-        text_ += '"';
-        text_.append(key.data(), key.size());
-        text_ += "\":";
+    struct Field {
+        std::string key;
+        std::string json; // the value's JSON text
+        std::string text; // a string's value unquoted, else the JSON text
+    };
+
+    JsonLine& add(std::string_view key, std::string json, std::optional<std::string> text = {}) {
+        Field f{std::string(key), std::move(json), {}};
+        f.text = text ? std::move(*text) : f.json;
+        fields_.push_back(std::move(f));
+        return *this;
     }
-    std::string text_;
+    const Field* find(std::string_view key) const {
+        for (const Field& f : fields_) {
+            if (f.key == key) {
+                return &f;
+            }
+        }
+        return nullptr;
+    }
+
+    std::vector<Field> fields_;
 };
+
+std::vector<JsonLine> g_lines; // every collected line, in order: "meta" first, then the results
+
+void JsonLine::collect() {
+    g_lines.push_back(std::move(*this));
+}
 
 // ---- data, floor, replicator --------------------------------------------------------------
 
@@ -554,7 +621,7 @@ void report_w1(const char* id, const Data& d, std::size_t n, std::size_t k, int 
         .num("drain_ns_per_entry",
              f.drained ? f.geo_drain_ns / static_cast<double>(f.drained) : 0.0)
         .flag("check", f.ok)
-        .print();
+        .collect();
 }
 
 // ---- W2 -----------------------------------------------------------------------------------
@@ -664,7 +731,7 @@ void report_w2(const Data& d, std::size_t n, std::size_t k, int reps) {
         .num("cpu_ratio", geo_t.cpu / floor_t.cpu, 3)
         .num("lose_fraction", static_cast<double>(n - expected_wins) / nn, 3)
         .flag("check", ok)
-        .print();
+        .collect();
 }
 
 // ---- W3 -----------------------------------------------------------------------------------
@@ -777,7 +844,7 @@ void report_w3(const char* id, const Data& d, std::size_t n, std::size_t k, int 
         .count("concurrent_pct", static_cast<std::uint64_t>(concurrent_pct))
         .num("concurrent_fraction", static_cast<double>(concurrent) / nn, 3)
         .flag("check", ok)
-        .print();
+        .collect();
 }
 
 // ---- W4 -----------------------------------------------------------------------------------
@@ -889,7 +956,7 @@ void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
         .num("floor_speedup", floor_1t / floor_2t, 3)
         .count("hardware_threads", std::thread::hardware_concurrency())
         .flag("check", ok)
-        .print();
+        .collect();
 }
 
 // ---- D1 -----------------------------------------------------------------------------------
@@ -935,7 +1002,7 @@ void report_d1(const Data& d, std::size_t n, int reps) {
         .num("ns_per_entry_large_queue", at_large)
         .num("large_over_small", at_large / at_small, 3)
         .flag("check", ok)
-        .print();
+        .collect();
 }
 
 // ---- M1 -----------------------------------------------------------------------------------
@@ -1043,7 +1110,7 @@ void report_m1(const Options& o) {
     JsonLine line("M1");
     line.count("n", o.n).count("k", o.k);
     if (!g || !f) {
-        line.flag("check", false).str("error", "child process failed").print();
+        line.flag("check", false).str("error", "child process failed").collect();
         return;
     }
     const double geo_bytes = 1024.0 * static_cast<double>(g->peak_kb - g->before_kb);
@@ -1058,9 +1125,9 @@ void report_m1(const Options& o) {
         .num("geo_retained_bytes", 1024.0 * static_cast<double>(g->after_kb - g->before_kb), 0)
         .num("floor_retained_bytes", 1024.0 * static_cast<double>(f->after_kb - f->before_kb), 0)
         .flag("check", true)
-        .print();
+        .collect();
 #else
-    JsonLine("M1").str("error", "needs /proc (Linux)").flag("check", false).print();
+    JsonLine("M1").str("error", "needs /proc (Linux)").flag("check", false).collect();
 #endif
 }
 
@@ -1080,6 +1147,164 @@ std::string cpu_model() {
     return "unknown";
 }
 
+// ---- output: table and JSON ---------------------------------------------------------------
+
+// Which fields of a result fill the table's value and ratio columns, and which way its target
+// points. Most workloads compare geo with the floor in ns per op, lower is better.
+struct TableView {
+    std::string_view geo;   // under "geo ns/op"
+    std::string_view floor; // under "floor ns/op"
+    std::string_view ratio;
+    bool higher_is_better;
+};
+
+TableView table_view(std::string_view workload) {
+    if (workload == "W4") { // 1 thread vs 2 threads; the ratio is the speedup
+        return {"geo_1t_ns_per_op", "geo_2t_ns_per_op", "speedup", true};
+    }
+    if (workload == "M1") {
+        return {"geo_bytes_per_key", "floor_bytes_per_key", "ratio", false};
+    }
+    if (workload == "D1") { // short queue vs long queue; no target
+        return {"ns_per_entry_small_queue", "ns_per_entry_large_queue", "large_over_small", false};
+    }
+    return {"geo_ns_per_op", "floor_ns_per_op", "ratio", false};
+}
+
+std::string table_note(const JsonLine& r) {
+    const std::string w = r.text("workload");
+    if (r.has("error")) {
+        return "error: " + r.text("error");
+    }
+    if (w == "W1" || w == "S1") {
+        return "drain " + r.cell("drain_ns_per_entry") + " ns/entry";
+    }
+    if (w == "W2") {
+        return "lose_fraction " + r.cell("lose_fraction");
+    }
+    if (w == "W3c") {
+        return "concurrent " + r.cell("concurrent_fraction");
+    }
+    if (w == "W4") {
+        return "floor_speedup " + r.cell("floor_speedup");
+    }
+    if (w == "M1") {
+        return "bytes per key";
+    }
+    if (w == "D1") {
+        return "queue " + r.cell("queue_small") + " | " + r.cell("queue_large");
+    }
+    return {};
+}
+
+std::vector<std::string> table_row(const JsonLine& r) {
+    const std::string workload = r.text("workload");
+    const TableView v = table_view(workload);
+    const std::optional<double> ratio = r.number(v.ratio);
+    const std::optional<double> target = r.number("target");
+    std::string target_cell = "-";
+    std::string met = "-";
+    if (target) {
+        target_cell = (v.higher_is_better ? ">= " : "<= ") + r.cell("target");
+        if (ratio) {
+            met = (v.higher_is_better ? *ratio >= *target : *ratio <= *target) ? "yes" : "NO";
+        }
+    }
+    return {workload,
+            r.cell("n"),
+            r.cell("k"),
+            r.cell(v.geo),
+            r.cell(v.floor),
+            r.cell(v.ratio),
+            target_cell,
+            met,
+            r.check_failed() ? "FAILED" : (r.has("check") ? "ok" : "-"),
+            table_note(r)};
+}
+
+void print_table(const JsonLine& meta, const std::vector<JsonLine>& results) {
+    std::printf("bench_replicator: %s, %s hardware threads; compiler %s, C++ %s%s\n",
+                meta.text("cpu").c_str(), meta.text("hardware_threads").c_str(),
+                meta.text("compiler").c_str(), meta.text("cplusplus").c_str(),
+                meta.text("ndebug") == "true" ? ", NDEBUG" : ", assertions on");
+    std::printf("n = %s writes over k = %s keys; reps = %s, minimum wall time kept\n\n",
+                meta.text("n").c_str(), meta.text("k").c_str(), meta.text("reps").c_str());
+
+    const std::vector<std::string> header{"workload", "n",      "k",   "geo ns/op", "floor ns/op",
+                                          "ratio",    "target", "met", "check",     "note"};
+    constexpr std::array<bool, 10> right_aligned{false, true, true,  true,  true,
+                                                 true,  true, false, false, false};
+    std::vector<std::vector<std::string>> rows{header};
+    for (const JsonLine& r : results) {
+        rows.push_back(table_row(r));
+    }
+    std::array<std::size_t, 10> width{};
+    for (const auto& row : rows) {
+        for (std::size_t c = 0; c < width.size(); ++c) {
+            width[c] = std::max(width[c], row[c].size());
+        }
+    }
+    std::vector<std::string> lines;
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t c = 0; c < width.size(); ++c) {
+            const std::string pad(width[c] - row[c].size(), ' ');
+            line += c == 0 ? "" : "  ";
+            line += right_aligned[c] ? pad + row[c] : row[c] + pad;
+        }
+        while (!line.empty() && line.back() == ' ') {
+            line.pop_back();
+        }
+        lines.push_back(std::move(line));
+    }
+    std::size_t rule = 0;
+    for (const std::string& line : lines) {
+        rule = std::max(rule, line.size());
+    }
+    lines.insert(lines.begin() + 1, std::string(rule, '-'));
+    for (const std::string& line : lines) {
+        std::printf("%s\n", line.c_str());
+    }
+
+    auto present = [&](std::string_view workload) {
+        return std::any_of(results.begin(), results.end(),
+                           [&](const JsonLine& r) { return r.text("workload") == workload; });
+    };
+    std::printf("\nratio = geo / floor, met if ratio <= target; check: the result was verified.\n");
+    if (present("W4")) {
+        std::printf("W4: ns/op on 1 thread | 2 threads, ratio = speedup, met if >= target.\n");
+    }
+    if (present("M1")) {
+        std::printf("M1: peak bytes per key, geo | floor.\n");
+    }
+    if (present("D1")) {
+        std::printf(
+            "D1: ns per entry drained with a short | long queue pending; ratio = long / short,"
+            "\n    which should not grow with the queue.\n");
+    }
+    std::fflush(stdout);
+}
+
+// {"meta": {...}, "results": [{...}, ...]}, one result per line.
+std::string results_json(const JsonLine& meta, const std::vector<JsonLine>& results) {
+    std::string out = "{\n  \"meta\": " + meta.object() + ",\n  \"results\": [";
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        out += i == 0 ? "\n    " : ",\n    ";
+        out += results[i].object();
+    }
+    out += results.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    return out;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    if (f == nullptr) {
+        return false;
+    }
+    const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    return std::fclose(f) == 0 && written;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -1090,6 +1315,18 @@ int main(int argc, char** argv) {
         return m1_child(o);
     }
 #endif
+    // Fail before the run, not after it, when the JSON file cannot be written (mode "a" does not
+    // truncate an existing file; it is rewritten at the end).
+    const bool to_stdout = o.json == "-";
+    if (!to_stdout) {
+        std::FILE* f = std::fopen(o.json.c_str(), "a");
+        if (f == nullptr) {
+            std::fprintf(stderr, "bench_replicator: cannot write %s: %s\n", o.json.c_str(),
+                         std::strerror(errno));
+            return 2;
+        }
+        std::fclose(f);
+    }
 #ifdef NDEBUG
     constexpr bool ndebug = true;
 #else
@@ -1105,7 +1342,7 @@ int main(int argc, char** argv) {
         .count("k", o.k)
         .count("reps", static_cast<std::uint64_t>(o.reps))
         .str("timing", "min over reps, ns per op; ratio = geo / floor")
-        .print();
+        .collect();
 
     const std::size_t s1_keys = std::max<std::size_t>(o.n, 1);
     const Data d = make_data(selected(o, "S1") || selected(o, "D1") ? std::max(o.k, s1_keys) : o.k);
@@ -1136,5 +1373,32 @@ int main(int argc, char** argv) {
     if (selected(o, "D1")) {
         report_d1(d, o.n, o.reps);
     }
-    return 0;
+
+    const JsonLine& meta = g_lines.front();
+    const std::vector<JsonLine> results(g_lines.begin() + 1, g_lines.end());
+    int status = 0;
+    if (to_stdout) {
+        std::fputs(results_json(meta, results).c_str(), stdout);
+        std::fflush(stdout);
+    } else {
+        print_table(meta, results);
+        if (write_file(o.json, results_json(meta, results))) {
+            std::fprintf(stderr, "bench_replicator: wrote %s\n", o.json.c_str());
+        } else {
+            std::fprintf(stderr, "bench_replicator: cannot write %s: %s\n", o.json.c_str(),
+                         std::strerror(errno));
+            status = 1;
+        }
+    }
+    std::string failed;
+    for (const JsonLine& r : results) {
+        if (r.check_failed()) {
+            failed += (failed.empty() ? "" : ", ") + r.text("workload");
+        }
+    }
+    if (!failed.empty()) {
+        std::fprintf(stderr, "bench_replicator: check FAILED: %s\n", failed.c_str());
+        status = 1;
+    }
+    return status;
 }
