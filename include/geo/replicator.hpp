@@ -18,13 +18,22 @@
 #include <vector>
 
 #include "config.hpp"
+#include "detail/conflict_log.hpp"
 #include "detail/key_table.hpp"
+#include "detail/region_names.hpp"
+#include "detail/spin_mutex.hpp"
 #include "error.hpp"
 #include "hybrid_clock.hpp"
 #include "record.hpp"
 #include "resolve.hpp"
 #include "types.hpp"
 #include "vector_clock.hpp"
+
+#if defined(__GNUC__)
+#define GEO_DETAIL_COLD __attribute__((cold, noinline))
+#else
+#define GEO_DETAIL_COLD
+#endif
 
 namespace geo {
 
@@ -113,6 +122,7 @@ public:
                 }
             }
         }
+        names_ = detail::RegionNames(config_.regions);
         const std::size_t n = config_.regions.size();
         regions_.reserve(n);
         for (std::size_t i = 0; i < n; ++i) {
@@ -208,7 +218,7 @@ public:
         RegionState& state = *regions_[o];
         std::vector<ConflictEvent> events;
         GeoWriteOutcome outcome = [&]() -> GeoWriteOutcome {
-            std::lock_guard<std::mutex> stream(state.remote_mu);
+            std::lock_guard<Mutex> stream(state.remote_mu);
             if (entry.seq <= state.seq.load(std::memory_order_relaxed)) {
                 return AlreadyApplied{config_.regions[o], entry.seq};
             }
@@ -259,7 +269,7 @@ public:
             return batch;
         }
         const RegionState& state = *regions_[s];
-        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        std::lock_guard<Mutex> lock(state.fanout_mu);
         collect(state, t, max_entries, batch);
         return batch;
     }
@@ -275,7 +285,7 @@ public:
             return 0;
         }
         RegionState& state = *regions_[s];
-        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        std::lock_guard<Mutex> lock(state.fanout_mu);
         return acknowledge(state, t, up_to_seq);
     }
 
@@ -289,7 +299,7 @@ public:
             return batch;
         }
         RegionState& state = *regions_[s];
-        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        std::lock_guard<Mutex> lock(state.fanout_mu);
         collect(state, t, std::numeric_limits<std::size_t>::max(), batch);
         if (!batch.empty()) {
             acknowledge(state, t, batch.back().seq);
@@ -300,7 +310,7 @@ public:
     /// Entries of `source` still owed to at least one region.
     [[nodiscard]] std::size_t pending_fanout_len(std::string_view source) const {
         const RegionState& state = *regions_[region_index(source)];
-        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        std::lock_guard<Mutex> lock(state.fanout_mu);
         return state.queued;
     }
 
@@ -313,7 +323,7 @@ public:
             return 0;
         }
         const RegionState& state = *regions_[s];
-        std::lock_guard<std::mutex> lock(state.fanout_mu);
+        std::lock_guard<Mutex> lock(state.fanout_mu);
         return state.owed[t];
     }
 
@@ -323,7 +333,7 @@ public:
     [[nodiscard]] std::optional<GeoRecord> get_record(std::string_view key) const {
         const std::size_t hash = detail::hash_key(key);
         const Shard& shard = shard_for(hash);
-        std::lock_guard<std::mutex> lock(shard.mu);
+        std::lock_guard<Mutex> lock(shard.mu);
         if (const detail::Slot* slot = shard.table.find(key, hash)) {
             return slot->record;
         }
@@ -334,7 +344,7 @@ public:
     [[nodiscard]] std::optional<std::string> get(std::string_view key) const {
         const std::size_t hash = detail::hash_key(key);
         const Shard& shard = shard_for(hash);
-        std::lock_guard<std::mutex> lock(shard.mu);
+        std::lock_guard<Mutex> lock(shard.mu);
         const detail::Slot* slot = shard.table.find(key, hash);
         if (slot == nullptr || slot->record.deleted) {
             return std::nullopt;
@@ -346,7 +356,7 @@ public:
     [[nodiscard]] std::size_t record_count() const {
         std::size_t count = 0;
         for (const auto& shard : shards_) {
-            std::lock_guard<std::mutex> lock(shard.mu);
+            std::lock_guard<Mutex> lock(shard.mu);
             count += shard.table.size();
         }
         return count;
@@ -375,7 +385,7 @@ public:
         std::size_t purged = 0;
         std::vector<std::pair<detail::Slot*, std::size_t>> doomed;
         for (auto& shard : shards_) {
-            std::lock_guard<std::mutex> lock(shard.mu);
+            std::lock_guard<Mutex> lock(shard.mu);
             doomed.clear();
             shard.table.for_each([&](detail::Slot& slot, std::size_t hash) {
                 if (slot.record.deleted && slot.record.timestamp_ms <= cutoff && !owes(slot)) {
@@ -394,21 +404,22 @@ public:
 
     /// The latest conflicts, oldest first, at most `config().conflict_log_capacity`.
     [[nodiscard]] std::vector<ConflictEvent> recent_conflicts() const {
-        std::lock_guard<std::mutex> lock(conflict_mu_);
+        std::lock_guard<Mutex> lock(conflict_mu_);
         std::vector<ConflictEvent> result;
         const std::size_t capacity = conflict_ring_.size();
         const std::size_t kept =
             static_cast<std::size_t>(std::min<std::uint64_t>(conflicts_total_, capacity));
         result.reserve(kept);
         for (std::size_t i = 0; i < kept; ++i) {
-            result.push_back(conflict_ring_[(conflicts_total_ - kept + i) % capacity]);
+            result.push_back(
+                conflict_ring_[(conflicts_total_ - kept + i) % capacity].to_event(config_.regions));
         }
         return result;
     }
 
     /// Conflicts raised since construction (the log keeps only the latest).
     [[nodiscard]] std::uint64_t conflict_count() const {
-        std::lock_guard<std::mutex> lock(conflict_mu_);
+        std::lock_guard<Mutex> lock(conflict_mu_);
         return conflicts_total_;
     }
 
@@ -417,7 +428,7 @@ public:
     /// run on several threads at once. An exception it throws is caught and counted in
     /// `listener_errors()`; it never reaches the writer, and the other listeners still run.
     ListenerId on_conflict(ConflictListener listener) {
-        std::lock_guard<std::mutex> lock(listeners_mu_);
+        std::lock_guard<Mutex> lock(listeners_mu_);
         auto next = std::make_shared<ListenerList>(listeners_ ? *listeners_ : ListenerList{});
         next->emplace_back(++last_listener_id_, std::move(listener));
         listeners_ = std::move(next);
@@ -428,7 +439,7 @@ public:
     /// Unregisters a listener; false if `id` is not registered. A write already in flight may
     /// still call it once after this returns: keep what it captures alive until writers stop.
     bool remove_conflict_listener(ListenerId id) {
-        std::lock_guard<std::mutex> lock(listeners_mu_);
+        std::lock_guard<Mutex> lock(listeners_mu_);
         if (!listeners_) {
             return false;
         }
@@ -457,12 +468,13 @@ public:
     }
 
 private:
+    using Mutex = detail::SpinMutex;
     using ListenerList = std::vector<std::pair<ListenerId, ConflictListener>>;
     static constexpr std::size_t shard_count = 64;
     static constexpr std::size_t no_group = std::numeric_limits<std::size_t>::max();
 
     struct alignas(64) Shard {
-        mutable std::mutex mu;
+        mutable Mutex mu;
         detail::KeyTable<detail::Slot> table;
     };
 
@@ -478,7 +490,7 @@ private:
             }
         }
 
-        mutable std::mutex fanout_mu; // the queue below; local commits of this region
+        mutable Mutex fanout_mu; // the queue below; local commits of this region
         detail::QueueEntry* head{};
         detail::QueueEntry* tail{};
         std::vector<detail::QueueEntry*> cursor; ///< per target: first entry not acknowledged
@@ -487,38 +499,10 @@ private:
         std::vector<std::size_t> owed; ///< per target: entries from cursor to tail
         std::size_t queued{};          ///< entries owed to at least one target
 
-        std::mutex remote_mu;                 ///< serializes the stream received from this region
+        Mutex remote_mu;                      ///< serializes the stream received from this region
         std::atomic<std::uint64_t> seq{0};    ///< last commit sequence of this region
         std::atomic<std::uint64_t> max_ts{0}; ///< largest timestamp seen from/for this region
         std::optional<std::uint64_t> group_id;
-    };
-
-    /// A record's fields, without owning them: a losing write is logged without being built.
-    struct RecordView {
-        std::string_view region;
-        std::uint64_t timestamp_ms;
-        const VectorClock& clock;
-        std::string_view value;
-        std::uint64_t seq;
-        bool deleted;
-
-        RecordView(std::string_view reg, std::uint64_t ts, const VectorClock& c,
-                   std::string_view val, std::uint64_t s, bool del) noexcept
-            : region(reg), timestamp_ms(ts), clock(c), value(val), seq(s), deleted(del) {}
-        explicit RecordView(const GeoRecord& r) noexcept
-            : RecordView(r.region, r.timestamp_ms, r.clock, r.value, r.seq, r.deleted) {}
-
-        /// Reuses `out`'s capacity (conflict log entries are overwritten in place).
-        void copy_to(GeoRecord& out) const {
-            copy_string(out.region, region);
-            out.timestamp_ms = timestamp_ms;
-            if (&out.clock != &clock) {
-                out.clock = clock;
-            }
-            copy_string(out.value, value);
-            out.seq = seq;
-            out.deleted = deleted;
-        }
     };
 
     /// `dst = src` without the generic assign's overhead when the sizes match; into a string
@@ -546,29 +530,25 @@ private:
     // ---- helpers: regions, clock ----------------------------------------------------------
 
     [[nodiscard]] std::size_t index_of(std::string_view region) const noexcept {
-        const auto& regions = config_.regions;
-        std::size_t i = 0;
-        for (; i < regions.size(); ++i) {
-            const std::string& r = regions[i];
-            if (r.size() == region.size() &&
-                (r.data() == region.data() || r.compare(0, r.size(), region) == 0)) {
-                break;
-            }
+        return names_.find(region);
+    }
+
+    [[nodiscard]] std::size_t region_index(std::string_view region) const {
+        const std::size_t i = names_.find(region);
+        if (i == names_.size()) {
+            throw_unknown_region(region);
         }
         return i;
     }
 
-    [[nodiscard]] std::size_t region_index(std::string_view region) const {
-        const std::size_t i = index_of(region);
-        if (i == config_.regions.size()) {
-            std::string known;
-            for (const auto& r : config_.regions) {
-                known += (known.empty() ? "" : ", ") + r;
-            }
-            throw ConfigError("unknown region '" + std::string(region) + "' (configured: " + known +
-                              ")");
+    // Out of line, so the lookup on every write stays small.
+    [[noreturn]] GEO_DETAIL_COLD void throw_unknown_region(std::string_view region) const {
+        std::string known;
+        for (const auto& r : config_.regions) {
+            known += (known.empty() ? "" : ", ") + r;
         }
-        return i;
+        throw ConfigError("unknown region '" + std::string(region) + "' (configured: " + known +
+                          ")");
     }
 
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
@@ -697,7 +677,7 @@ private:
     [[nodiscard]] bool owes(const detail::Slot& slot) const {
         for (std::size_t r = 0; r < regions_.size(); ++r) {
             const RegionState& state = *regions_[r];
-            std::lock_guard<std::mutex> lock(state.fanout_mu);
+            std::lock_guard<Mutex> lock(state.fanout_mu);
             if ((r == slot.region_index && slot.is_linked()) ||
                 (!state.detached.empty() && state.detached.count(slot.key) != 0)) {
                 return true;
@@ -712,11 +692,11 @@ private:
     // remote write displaces the record) a still-owed write is replaced in its queue by a copy.
     void detach_for_rewrite(detail::Slot& slot, std::size_t value_size, std::size_t region_size,
                             bool keep_owed, std::optional<std::size_t> keep_locked_region,
-                            std::unique_lock<std::mutex>& keep_lock) {
+                            std::unique_lock<Mutex>& keep_lock) {
         const std::size_t r = slot.region_index;
         RegionState& old = *regions_[r];
         const bool keep = keep_locked_region && *keep_locked_region == r;
-        std::unique_lock<std::mutex> lock(old.fanout_mu, std::defer_lock);
+        std::unique_lock<Mutex> lock(old.fanout_mu, std::defer_lock);
         if (keep || slot.is_linked()) {
             lock.lock();
         }
@@ -797,91 +777,74 @@ private:
         }
         const std::size_t hash = detail::hash_key(key);
         Shard& shard = shard_for(hash);
-        {
-            std::lock_guard<std::mutex> shard_lock(shard.mu);
-            detail::Slot* slot = shard.table.find(key, hash);
-            const std::uint64_t ts = auto_stamp ? stamp() : *explicit_ts;
-            VectorClock clock;
-            if (auto_stamp) {
-                if (slot != nullptr) {
-                    clock = slot->record.clock;
-                }
-                if (state.group_id) {
-                    // Reserve the entry now; its value is set once the seq is known.
-                    clock.set(*state.group_id, clock.get(*state.group_id) + 1);
-                }
-            } else {
-                clock = std::move(*explicit_clock);
+        std::lock_guard<Mutex> shard_lock(shard.mu);
+        detail::Slot* slot = shard.table.find(key, hash);
+        const std::uint64_t ts = auto_stamp ? stamp() : *explicit_ts;
+        VectorClock clock;
+        if (auto_stamp) {
+            if (slot != nullptr) {
+                clock = slot->record.clock;
             }
-            std::optional<PreparedConflict> displaced;
-            if (slot != nullptr && !auto_stamp) {
-                // A new commit of this region is later than all its earlier ones: max seq.
-                const Resolution res =
-                    resolve(detail::WriteView(ts, config_.regions[r],
-                                              std::numeric_limits<std::uint64_t>::max(), clock),
-                            detail::WriteView(slot->record), config_.conflict_mode);
-                if (!res.incoming_wins) {
-                    if (!res.same_write) {
-                        raise_conflict(key, slot->record,
-                                       RecordView{config_.regions[r], ts, clock, value, 0, deleted},
-                                       events);
-                    }
-                    return RejectedByConflict{config_.regions[r], slot->record.region,
-                                              slot->record.timestamp_ms};
-                }
-                if (res.concurrent) {
-                    displaced = prepare_conflict(
-                        key, RecordView{config_.regions[r], ts, clock, value, 0, deleted},
-                        RecordView(slot->record), events);
-                }
+            if (state.group_id) {
+                // Reserve the entry now; its value is set once the seq is known.
+                clock.set(*state.group_id, clock.get(*state.group_id) + 1);
             }
-
-            std::unique_lock<std::mutex> queue_lock;
-            if (slot == nullptr) {
-                auto fresh = std::make_unique<detail::Slot>();
-                fresh->key.assign(key);
-                fresh->record.value.assign(value);
-                fresh->record.region = config_.regions[r];
-                fresh->region_index = r;
-                slot = shard.table.insert(std::move(fresh), hash);
-                queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
-            } else {
-                // A write another region still owes its peers stays queued as a copy.
-                detach_for_rewrite(*slot, value.size(), config_.regions[r].size(),
-                                   slot->region_index != r, r, queue_lock);
-                if (!queue_lock.owns_lock()) {
-                    queue_lock = std::unique_lock<std::mutex>(state.fanout_mu);
-                }
-            }
-            // Nothing below allocates: the slot's strings have capacity, the clock is swapped.
-            const std::uint64_t seq = state.seq.fetch_add(1, std::memory_order_relaxed) + 1;
-            if (auto_stamp && state.group_id) {
-                // Above every entry this region issued before (its seq) and above the key's
-                // current entry, so the new clock follows the stored one.
-                clock.set(*state.group_id, std::max(seq, clock.get(*state.group_id)));
-            }
-            GeoRecord& rec = slot->record;
-            if (slot->region_index != r || rec.region.empty()) {
-                copy_string(rec.region, config_.regions[r]);
-            }
-            rec.timestamp_ms = ts;
-            rec.clock = std::move(clock);
-            copy_string(rec.value, value);
-            rec.seq = seq;
-            rec.deleted = deleted;
-            slot->region_index = r;
-            if (has_peers()) {
-                if (!state.detached.empty()) {
-                    drop_detached(state, r, key);
-                }
-                link_tail(r, *slot);
-            }
-            queue_lock.unlock();
-            if (displaced) {
-                publish_conflict(*displaced, seq, events);
-            }
-            return Committed{config_.regions[r], seq};
+        } else {
+            clock = std::move(*explicit_clock);
         }
+        std::unique_ptr<PreparedConflict> displaced; // vector-clock mode only, rare
+        if (slot != nullptr && !auto_stamp) {
+            // A new commit of this region is later than all its earlier ones: max seq.
+            const Resolution res =
+                resolve_against(*slot, ts, r, std::numeric_limits<std::uint64_t>::max(), clock);
+            const detail::WriteRef incoming{r, ts, 0, clock, value, deleted};
+            if (!res.incoming_wins) {
+                if (!res.same_write) {
+                    raise_conflict(key, stored_ref(*slot), incoming, events);
+                }
+                return rejected(r, *slot);
+            }
+            if (res.concurrent) {
+                displaced = prepare_conflict(key, incoming, stored_ref(*slot), events);
+            }
+        }
+
+        std::unique_lock<Mutex> queue_lock;
+        if (slot == nullptr) {
+            auto fresh = std::make_unique<detail::Slot>();
+            fresh->key.assign(key);
+            fresh->record.value.assign(value);
+            fresh->record.region = config_.regions[r];
+            fresh->region_index = r;
+            slot = shard.table.insert(std::move(fresh), hash);
+            queue_lock = std::unique_lock<Mutex>(state.fanout_mu);
+        } else {
+            // A write another region still owes its peers stays queued as a copy.
+            detach_for_rewrite(*slot, value.size(), config_.regions[r].size(),
+                               slot->region_index != r, r, queue_lock);
+            if (!queue_lock.owns_lock()) {
+                queue_lock = std::unique_lock<Mutex>(state.fanout_mu);
+            }
+        }
+        // Nothing below allocates: the slot's strings have capacity, the clock is swapped.
+        const std::uint64_t seq = state.seq.fetch_add(1, std::memory_order_relaxed) + 1;
+        if (auto_stamp && state.group_id) {
+            // Above every entry this region issued before (its seq) and above the key's
+            // current entry, so the new clock follows the stored one.
+            clock.set(*state.group_id, std::max(seq, clock.get(*state.group_id)));
+        }
+        store(*slot, r, ts, clock, value, seq, deleted);
+        if (has_peers()) {
+            if (!state.detached.empty()) {
+                drop_detached(state, r, key);
+            }
+            link_tail(r, *slot);
+        }
+        queue_lock.unlock();
+        if (displaced) {
+            publish_conflict(*displaced, seq, events);
+        }
+        return committed(r, seq);
     }
 
     GeoWriteOutcome commit_remote(Incoming& in, std::vector<ConflictEvent>& events) {
@@ -892,110 +855,173 @@ private:
         }
         const std::size_t hash = detail::hash_key(in.key);
         Shard& shard = shard_for(hash);
-        {
-            std::lock_guard<std::mutex> shard_lock(shard.mu);
-            detail::Slot* slot = shard.table.find(in.key, hash);
-            const RegionId& region = config_.regions[in.region];
-            std::optional<PreparedConflict> displaced;
-            if (slot != nullptr) {
-                const Resolution res =
-                    resolve(detail::WriteView(in.timestamp_ms, region, in.seq, in.clock),
-                            detail::WriteView(slot->record), config_.conflict_mode);
-                if (!res.incoming_wins) {
-                    if (!res.same_write) {
-                        raise_conflict(in.key, slot->record,
-                                       RecordView{region, in.timestamp_ms, in.clock, in.value,
-                                                  in.seq, in.deleted},
-                                       events);
-                    }
-                    return RejectedByConflict{region, slot->record.region,
-                                              slot->record.timestamp_ms};
+        std::lock_guard<Mutex> shard_lock(shard.mu);
+        detail::Slot* slot = shard.table.find(in.key, hash);
+        std::unique_ptr<PreparedConflict> displaced; // vector-clock mode only, rare
+        if (slot != nullptr) {
+            const Resolution res =
+                resolve_against(*slot, in.timestamp_ms, in.region, in.seq, in.clock);
+            const detail::WriteRef incoming{in.region, in.timestamp_ms, in.seq,
+                                            in.clock,  in.value,        in.deleted};
+            if (!res.incoming_wins) {
+                if (!res.same_write) {
+                    raise_conflict(in.key, stored_ref(*slot), incoming, events);
                 }
-                if (res.concurrent) {
-                    displaced = prepare_conflict(
-                        in.key,
-                        RecordView{region, in.timestamp_ms, in.clock, in.value, in.seq, in.deleted},
-                        RecordView(slot->record), events);
-                }
-                std::unique_lock<std::mutex> unused;
-                detach_for_rewrite(*slot, in.value.size(), region.size(), true, std::nullopt,
-                                   unused);
-            } else {
-                auto fresh = std::make_unique<detail::Slot>();
-                fresh->key.assign(in.key);
-                fresh->record.value.reserve(in.value.size());
-                fresh->record.region = region;
-                slot = shard.table.insert(std::move(fresh), hash);
+                return rejected(in.region, *slot);
             }
-            if (in.assign_seq) {
-                in.seq = regions_[in.region]->seq.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (res.concurrent) {
+                displaced = prepare_conflict(in.key, incoming, stored_ref(*slot), events);
             }
-            GeoRecord& rec = slot->record;
-            if (slot->region_index != in.region || rec.region.empty()) {
-                copy_string(rec.region, region);
-            }
-            rec.timestamp_ms = in.timestamp_ms;
-            rec.clock = std::move(in.clock);
-            copy_string(rec.value, in.value);
-            rec.seq = in.seq;
-            rec.deleted = in.deleted;
-            slot->region_index = in.region;
-            if (displaced) {
-                publish_conflict(*displaced, in.seq, events);
-            }
-            return Committed{region, in.seq};
+            std::unique_lock<Mutex> unused;
+            detach_for_rewrite(*slot, in.value.size(), config_.regions[in.region].size(), true,
+                               std::nullopt, unused);
+        } else {
+            auto fresh = std::make_unique<detail::Slot>();
+            fresh->key.assign(in.key);
+            fresh->record.value.reserve(in.value.size());
+            fresh->record.region = config_.regions[in.region];
+            fresh->region_index = in.region;
+            slot = shard.table.insert(std::move(fresh), hash);
         }
+        if (in.assign_seq) {
+            in.seq = regions_[in.region]->seq.fetch_add(1, std::memory_order_relaxed) + 1;
+        }
+        store(*slot, in.region, in.timestamp_ms, in.clock, in.value, in.seq, in.deleted);
+        if (displaced) {
+            publish_conflict(*displaced, in.seq, events);
+        }
+        return committed(in.region, in.seq);
+    }
+
+    /// Overwrites a slot whose strings already have the capacity (see detach_for_rewrite).
+    void store(detail::Slot& slot, std::size_t r, std::uint64_t ts, VectorClock& clock,
+               std::string_view value, std::uint64_t seq, bool deleted) noexcept {
+        GeoRecord& rec = slot.record;
+        if (slot.region_index != r || rec.region.empty()) {
+            copy_string(rec.region, config_.regions[r]);
+        }
+        rec.timestamp_ms = ts;
+        if (!clock.empty() || !rec.clock.empty()) {
+            rec.clock = std::move(clock);
+        }
+        copy_string(rec.value, value);
+        rec.seq = seq;
+        rec.deleted = deleted;
+        slot.region_index = r;
+    }
+
+    /// Resolves a write of region `r` against `slot`'s record. In LWW mode region ranks stand
+    /// in for the ids (they sort the same), so no string is compared.
+    [[nodiscard]] Resolution resolve_against(const detail::Slot& slot, std::uint64_t ts,
+                                             std::size_t r, std::uint64_t seq,
+                                             const VectorClock& clock) const noexcept {
+        const GeoRecord& stored = slot.record;
+        if (config_.conflict_mode == ConflictResolutionMode::LastWriterWins) {
+            const std::uint32_t in_rank = names_.rank(r);
+            const std::uint32_t stored_rank = names_.rank(slot.region_index);
+            Resolution res;
+            res.same_write =
+                ts == stored.timestamp_ms && in_rank == stored_rank && seq == stored.seq;
+            if (stored.timestamp_ms != ts) {
+                res.incoming_wins = stored.timestamp_ms < ts;
+            } else if (stored_rank != in_rank) {
+                res.incoming_wins = stored_rank < in_rank;
+            } else {
+                res.incoming_wins = stored.seq < seq;
+            }
+            return res;
+        }
+        return resolve(detail::WriteView(ts, config_.regions[r], seq, clock),
+                       detail::WriteView(stored), config_.conflict_mode);
+    }
+
+    // Outcomes are built in place: the variant converts from these, so no temporary
+    // Committed or RejectedByConflict is built and then moved, strings and all.
+    struct MakeCommitted {
+        const RegionId& region;
+        std::uint64_t seq;
+        operator Committed() const { return Committed{region, seq}; } // NOLINT: implicit on purpose
+    };
+    struct MakeRejected {
+        const RegionId& region;
+        const RegionId& winner_region;
+        std::uint64_t winner_timestamp_ms;
+        operator RejectedByConflict() const { // NOLINT: implicit on purpose
+            return RejectedByConflict{region, winner_region, winner_timestamp_ms};
+        }
+    };
+
+    [[nodiscard]] GeoWriteOutcome committed(std::size_t r, std::uint64_t seq) const {
+        return GeoWriteOutcome(std::in_place_type<Committed>,
+                               MakeCommitted{config_.regions[r], seq});
+    }
+
+    [[nodiscard]] GeoWriteOutcome rejected(std::size_t r, const detail::Slot& winner) const {
+        return GeoWriteOutcome(std::in_place_type<RejectedByConflict>,
+                               MakeRejected{config_.regions[r],
+                                            config_.regions[winner.region_index],
+                                            winner.record.timestamp_ms});
     }
 
     // ---- conflicts ------------------------------------------------------------------------
 
+    [[nodiscard]] static detail::WriteRef stored_ref(const detail::Slot& slot) noexcept {
+        const GeoRecord& rec = slot.record;
+        return detail::WriteRef{slot.region_index, rec.timestamp_ms, rec.seq,
+                                rec.clock,         rec.value,        rec.deleted};
+    }
+
+    [[nodiscard]] GeoRecord record_of(const detail::WriteRef& w) const {
+        return GeoRecord{config_.regions[w.region], w.timestamp_ms, w.clock,
+                         std::string(w.value),      w.seq,          w.deleted};
+    }
+
+    [[nodiscard]] ConflictEvent event_of(std::string_view key, const detail::WriteRef& winner,
+                                         const detail::WriteRef& loser) const {
+        return ConflictEvent{std::string(key), record_of(winner), record_of(loser)};
+    }
+
     /// Logs a conflict (caller holds the key's shard lock) and, when listeners exist, keeps a
     /// copy to deliver once every lock is released.
-    void raise_conflict(std::string_view key, const GeoRecord& winner, const RecordView& loser,
-                        std::vector<ConflictEvent>& events) {
-        std::optional<ConflictEvent> for_listeners;
+    void raise_conflict(std::string_view key, const detail::WriteRef& winner,
+                        const detail::WriteRef& loser, std::vector<ConflictEvent>& events) {
         if (has_listeners_.load(std::memory_order_acquire)) {
-            for_listeners.emplace(ConflictEvent{std::string(key), winner, {}});
-            loser.copy_to(for_listeners->loser);
+            // Kept out of the common path: a ConflictEvent on the stack costs its zeroing.
+            ConflictEvent event = event_of(key, winner, loser);
             events.reserve(events.size() + 1);
+            log_conflict(key, winner, loser);
+            events.push_back(std::move(event)); // capacity reserved: cannot throw
+            return;
         }
-        {
-            std::lock_guard<std::mutex> lock(conflict_mu_);
-            if (!conflict_ring_.empty()) {
-                // Assigning into a used entry reuses its strings' capacity: no allocation once
-                // the ring has filled.
-                ConflictEvent& entry = conflict_ring_[conflicts_total_ % conflict_ring_.size()];
-                try {
-                    copy_string(entry.key, key);
-                    RecordView(winner).copy_to(entry.winner);
-                    loser.copy_to(entry.loser);
-                } catch (...) {
-                    entry = ConflictEvent{}; // never half of two events; it was the oldest
-                    throw;
-                }
-            }
-            ++conflicts_total_;
+        log_conflict(key, winner, loser);
+    }
+
+    void log_conflict(std::string_view key, const detail::WriteRef& winner,
+                      const detail::WriteRef& loser) {
+        std::lock_guard<Mutex> lock(conflict_mu_);
+        if (!conflict_ring_.empty()) {
+            // Overwrites the oldest entry in place, reusing its memory; if that fails, the
+            // entry and the count are unchanged.
+            conflict_ring_[conflicts_total_ % conflict_ring_.size()].assign(key, winner, loser);
         }
-        if (for_listeners) {
-            events.push_back(std::move(*for_listeners)); // capacity reserved: cannot throw
-        }
+        ++conflicts_total_;
     }
 
     /// A conflict built before the write that raises it is stored, so that reporting it after
     /// the store cannot fail.
     struct PreparedConflict {
-        ConflictEvent for_log;
+        detail::LoggedConflict for_log;
         std::optional<ConflictEvent> for_listeners;
     };
 
-    PreparedConflict prepare_conflict(std::string_view key, const RecordView& winner,
-                                      const RecordView& loser, std::vector<ConflictEvent>& events) {
-        PreparedConflict prepared;
-        prepared.for_log.key.assign(key.data(), key.size());
-        winner.copy_to(prepared.for_log.winner);
-        loser.copy_to(prepared.for_log.loser);
+    std::unique_ptr<PreparedConflict> prepare_conflict(std::string_view key,
+                                                       const detail::WriteRef& winner,
+                                                       const detail::WriteRef& loser,
+                                                       std::vector<ConflictEvent>& events) {
+        auto prepared = std::make_unique<PreparedConflict>();
+        prepared->for_log.assign(key, winner, loser);
         if (has_listeners_.load(std::memory_order_acquire)) {
-            prepared.for_listeners = prepared.for_log;
+            prepared->for_listeners = event_of(key, winner, loser);
             events.reserve(events.size() + 1);
         }
         return prepared;
@@ -1004,11 +1030,10 @@ private:
     /// Logs and queues for listeners a prepared conflict; `winner_seq` is the stored write's.
     void publish_conflict(PreparedConflict& prepared, std::uint64_t winner_seq,
                           std::vector<ConflictEvent>& events) noexcept {
-        prepared.for_log.winner.seq = winner_seq;
+        prepared.for_log.set_winner_seq(winner_seq);
         {
-            std::lock_guard<std::mutex> lock(conflict_mu_);
+            std::lock_guard<Mutex> lock(conflict_mu_);
             if (!conflict_ring_.empty()) {
-                using std::swap;
                 swap(conflict_ring_[conflicts_total_ % conflict_ring_.size()], prepared.for_log);
             }
             ++conflicts_total_;
@@ -1025,7 +1050,7 @@ private:
         }
         std::shared_ptr<const ListenerList> listeners;
         {
-            std::lock_guard<std::mutex> lock(listeners_mu_);
+            std::lock_guard<Mutex> lock(listeners_mu_);
             listeners = listeners_;
         }
         if (!listeners) {
@@ -1054,6 +1079,7 @@ private:
     }
 
     ActiveActiveGeoConfig config_;
+    detail::RegionNames names_; ///< views into config_.regions
     std::vector<RegionRaftGroup> groups_;
     HybridClock clock_;
     std::vector<std::unique_ptr<RegionState>> regions_;
@@ -1063,11 +1089,11 @@ private:
     std::atomic<std::uint64_t> clock_offset_violations_{0};
     Shard shards_[shard_count];
 
-    mutable std::mutex conflict_mu_;
-    std::vector<ConflictEvent> conflict_ring_;
+    mutable Mutex conflict_mu_;
+    std::vector<detail::LoggedConflict> conflict_ring_;
     std::uint64_t conflicts_total_{};
 
-    std::mutex listeners_mu_;
+    Mutex listeners_mu_;
     std::shared_ptr<const ListenerList> listeners_;
     ListenerId last_listener_id_{};
     std::atomic<bool> has_listeners_{false};

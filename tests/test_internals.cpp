@@ -1,0 +1,184 @@
+// Tests of the replicator's internal building blocks whose mistakes would not always show
+// through the public API: region lookup and ranking, the key hash, the compact conflict log.
+// Plus the public behaviour that depends on them: LWW ties broken by region id whatever the
+// configured order of the regions.
+
+#include <geo/detail/conflict_log.hpp>
+#include <geo/detail/key_table.hpp>
+#include <geo/detail/region_names.hpp>
+#include <geo/replicator.hpp>
+
+#include "geo_test.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+using geo::detail::RegionNames;
+
+namespace {
+
+// Ids that share 8-byte prefixes or suffixes, differ only in length, straddle the 8- and
+// 16-byte word boundaries, or are longer than 16 bytes: every case of the packed comparison.
+const std::vector<std::string> tricky_ids{
+    "",
+    "a",
+    "us",
+    "us-east",
+    "us-east-",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "eu-west-1",
+    "ap-northeast-1",
+    "ap-northeast-10",
+    "ap-northeast-1000",
+    "ap-northeast-1001",
+    "xx-prefix-shared-middle-A-end",
+    "xx-prefix-shared-middle-B-end",
+    std::string("nul\0byte", 8),
+    std::string("nul\0bytf", 8),
+};
+
+} // namespace
+
+TEST_CASE("RegionNames finds exactly the configured ids", "[internals]") {
+    const RegionNames names(tricky_ids);
+    REQUIRE(names.size() == tricky_ids.size());
+    for (std::size_t i = 0; i < tricky_ids.size(); ++i) {
+        INFO("id #" << i << " '" << tricky_ids[i] << "'");
+        REQUIRE(names.find(tricky_ids[i]) == i);
+        // A copy at another address is found too (no pointer identity).
+        const std::string copy = tricky_ids[i];
+        REQUIRE(names.find(copy) == i);
+    }
+    for (const std::string missing : {"us-east-3", "US-EAST-1", "us-east-1 ", "ap-northeast-1002",
+                                      "xx-prefix-shared-middle-C-end", "ap-northeast", "b"}) {
+        INFO("missing '" << missing << "'");
+        REQUIRE(names.find(missing) == names.size());
+    }
+}
+
+TEST_CASE("RegionNames ranks ids in string order", "[internals]") {
+    const RegionNames names(tricky_ids);
+    for (std::size_t i = 0; i < tricky_ids.size(); ++i) {
+        for (std::size_t j = 0; j < tricky_ids.size(); ++j) {
+            INFO("'" << tricky_ids[i] << "' vs '" << tricky_ids[j] << "'");
+            REQUIRE((names.rank(i) < names.rank(j)) == (tricky_ids[i] < tricky_ids[j]));
+        }
+    }
+}
+
+TEST_CASE("hash_key spreads similar keys over shards and buckets", "[internals]") {
+    // The replicator takes the shard from the top bits and the bucket from the low bits; keys
+    // that differ only in a trailing counter must still spread over both.
+    constexpr std::size_t keys = 1 << 16;
+    constexpr std::size_t shards = 64;
+    constexpr std::size_t buckets = 1 << 12;
+    std::vector<std::size_t> per_shard(shards);
+    std::vector<std::size_t> per_bucket(buckets);
+    std::set<std::size_t> distinct;
+    for (std::size_t i = 0; i < keys; ++i) {
+        const std::string key = "http://example.org/resource/" + std::to_string(i);
+        const std::size_t h = geo::detail::hash_key(key);
+        REQUIRE(h == geo::detail::hash_key(std::string(key))); // a function of the bytes only
+        distinct.insert(h);
+        ++per_shard[(static_cast<std::uint64_t>(h) >> 48) % shards];
+        ++per_bucket[h & (buckets - 1)];
+    }
+    REQUIRE(distinct.size() == keys);
+    // Expected 1024 per shard and 16 per bucket; these bounds are many standard deviations
+    // wide for a uniform hash, and fail for one that ignores the counter's bytes.
+    const auto [shard_min, shard_max] = std::minmax_element(per_shard.begin(), per_shard.end());
+    REQUIRE(*shard_min > 850);
+    REQUIRE(*shard_max < 1200);
+    const auto [bucket_min, bucket_max] = std::minmax_element(per_bucket.begin(), per_bucket.end());
+    REQUIRE(*bucket_min > 0);
+    REQUIRE(*bucket_max < 45);
+}
+
+TEST_CASE("hash_key depends on every byte and on the length", "[internals]") {
+    std::set<std::size_t> seen;
+    std::size_t made = 0;
+    for (std::size_t len = 0; len <= 40; ++len) {
+        const std::string base(len, 'k');
+        seen.insert(geo::detail::hash_key(base));
+        ++made;
+        for (std::size_t pos = 0; pos < len; ++pos) {
+            std::string flipped = base;
+            flipped[pos] = 'j';
+            seen.insert(geo::detail::hash_key(flipped));
+            ++made;
+        }
+    }
+    REQUIRE(seen.size() == made);
+}
+
+TEST_CASE("LoggedConflict round-trips both writes and reuses its memory", "[internals]") {
+    const std::vector<std::string> regions{"us-east-1", "eu-west-1", "ap-northeast-1"};
+    geo::detail::LoggedConflict entry;
+
+    const geo::VectorClock winner_clock{{1, 4}, {7, 2}};
+    const geo::VectorClock loser_clock{{2, 9}};
+    entry.assign("key-with-a-long-name-000000000001",
+                 geo::detail::WriteRef{2, 500, 11, winner_clock, std::string(40, 'w'), false},
+                 geo::detail::WriteRef{0, 499, 3, loser_clock, "", true});
+    geo::ConflictEvent event = entry.to_event(regions);
+    REQUIRE(event.key == "key-with-a-long-name-000000000001");
+    REQUIRE(event.winner ==
+            geo::GeoRecord{"ap-northeast-1", 500, winner_clock, std::string(40, 'w'), 11, false});
+    REQUIRE(event.loser == geo::GeoRecord{"us-east-1", 499, loser_clock, "", 3, true});
+
+    // Overwritten by a smaller conflict: nothing of the first one shows through.
+    const geo::VectorClock empty;
+    entry.assign("k", geo::detail::WriteRef{1, 7, 1, empty, "v", false},
+                 geo::detail::WriteRef{0, 6, 2, empty, "old", false});
+    entry.set_winner_seq(42);
+    event = entry.to_event(regions);
+    REQUIRE(event.key == "k");
+    REQUIRE(event.winner == geo::GeoRecord{"eu-west-1", 7, {}, "v", 42, false});
+    REQUIRE(event.loser == geo::GeoRecord{"us-east-1", 6, {}, "old", 2, false});
+
+    geo::detail::LoggedConflict other;
+    swap(entry, other);
+    REQUIRE(other.to_event(regions) == event);
+}
+
+TEST_CASE("LWW ties go to the greater region id whatever the configured order", "[internals]") {
+    // Regions configured against their string order, with ids that share prefixes.
+    const std::vector<std::string> ids{"zz", "us-east-1", "us-east", "a", "us-east-10"};
+    geo::ActiveActiveGeoConfig config;
+    config.regions = ids;
+    config.local_region = "a";
+    geo::ActiveActiveReplicator rep(config, {});
+    const std::string greatest = *std::max_element(ids.begin(), ids.end());
+    for (const auto& first : ids) {
+        for (const auto& second : ids) {
+            const std::string key = first + "|" + second;
+            REQUIRE(std::holds_alternative<geo::Committed>(
+                rep.apply_remote_write(first, key, "from " + first, 1000)));
+            const geo::GeoWriteOutcome outcome =
+                rep.apply_remote_write(second, key, "from " + second, 1000);
+            const std::string expected_winner = std::max(first, second);
+            INFO(first << " then " << second);
+            REQUIRE(rep.get_record(key)->region == expected_winner);
+            if (second > first) {
+                REQUIRE(std::holds_alternative<geo::Committed>(outcome));
+            } else if (second < first) {
+                const auto* rejected = std::get_if<geo::RejectedByConflict>(&outcome);
+                REQUIRE(rejected != nullptr);
+                REQUIRE(rejected->region == second);
+                REQUIRE(rejected->winner_region == first);
+                REQUIRE(rejected->winner_timestamp_ms == 1000);
+            }
+        }
+        // And a later timestamp beats every id.
+        REQUIRE(std::holds_alternative<geo::Committed>(
+            rep.apply_remote_write("a", first + "|" + greatest, "later", 1001)));
+    }
+}
