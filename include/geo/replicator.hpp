@@ -45,26 +45,33 @@ namespace detail {
 /// commit of the key simply moves it to the tail. When a remote write displaces a record that
 /// is still owed, the queue keeps a detached copy in its place, so the displaced write still
 /// reaches every peer (which then report it as a lost conflict).
+///
+/// The record's fields are stored flat, with the region as an index into the configured ids
+/// (a GeoRecord is built when one is read): 128 bytes, the fields a write touches first, so a
+/// write reads and writes two cache lines of it, not four.
 struct QueueEntry {
     std::string key;
-    GeoRecord record;
-    // Guarded by the fanout mutex of the queue's region:
-    QueueEntry* prev{};
-    QueueEntry* next{};
+    std::uint64_t timestamp_ms{};
+    std::uint64_t seq{};
+    std::uint32_t region{}; ///< index into config().regions
+    bool deleted{};
+    bool detached{}; ///< a copy owned by the queue, not a key's slot
     /// Written under the queue's mutex. Only a holder of the key's shard mutex links a slot,
     /// so that holder may read `false` without the queue's mutex (acquire pairs with the
     /// release of the unlinking thread, which may have just read the record).
     std::atomic<bool> linked{false};
-    bool detached{}; ///< a copy owned by the queue, not a key's slot
+    std::string value;
+    VectorClock clock;
+    // Guarded by the fanout mutex of the queue's region:
+    QueueEntry* prev{};
+    QueueEntry* next{};
 
     [[nodiscard]] bool is_linked() const noexcept { return linked.load(std::memory_order_acquire); }
     void set_linked(bool value) noexcept { linked.store(value, std::memory_order_release); }
 };
 
 /// One key's stored record.
-struct Slot : QueueEntry {
-    std::size_t region_index{}; ///< index of record.region; guarded by the shard mutex
-};
+struct Slot : QueueEntry {};
 
 } // namespace detail
 
@@ -335,7 +342,7 @@ public:
         const Shard& shard = shard_for(hash);
         std::lock_guard<Mutex> lock(shard.mu);
         if (const detail::Slot* slot = shard.table.find(key, hash)) {
-            return slot->record;
+            return record_of(*slot);
         }
         return std::nullopt;
     }
@@ -346,10 +353,10 @@ public:
         const Shard& shard = shard_for(hash);
         std::lock_guard<Mutex> lock(shard.mu);
         const detail::Slot* slot = shard.table.find(key, hash);
-        if (slot == nullptr || slot->record.deleted) {
+        if (slot == nullptr || slot->deleted) {
             return std::nullopt;
         }
-        return slot->record.value;
+        return slot->value;
     }
 
     /// Keys stored, tombstones included until purged.
@@ -388,7 +395,7 @@ public:
             std::lock_guard<Mutex> lock(shard.mu);
             doomed.clear();
             shard.table.for_each([&](detail::Slot& slot, std::size_t hash) {
-                if (slot.record.deleted && slot.record.timestamp_ms <= cutoff && !owes(slot)) {
+                if (slot.deleted && slot.timestamp_ms <= cutoff && !owes(slot)) {
                     doomed.emplace_back(&slot, hash);
                 }
             });
@@ -473,7 +480,7 @@ private:
     static constexpr std::size_t shard_count = 64;
     static constexpr std::size_t no_group = std::numeric_limits<std::size_t>::max();
 
-    struct alignas(64) Shard {
+    struct alignas(128) Shard {
         mutable Mutex mu;
         detail::KeyTable<detail::Slot> table;
     };
@@ -622,7 +629,7 @@ private:
             if (cursor == nullptr) {
                 continue; // t acknowledged everything, this entry included
             }
-            if (slot.record.seq >= cursor->record.seq) {
+            if (slot.seq >= cursor->seq) {
                 --state.owed[t]; // at or after t's cursor: it was owed to t
             }
             if (cursor == &slot) {
@@ -642,14 +649,14 @@ private:
         batch.reserve(n);
         for (const detail::QueueEntry* slot = state.cursor[t]; slot != nullptr && n > 0;
              slot = slot->next, --n) {
-            batch.push_back(FanoutEntry{slot->key, slot->record, slot->record.seq});
+            batch.push_back(FanoutEntry{slot->key, record_of(*slot), slot->seq});
         }
     }
 
     std::size_t acknowledge(RegionState& state, std::size_t t, std::uint64_t up_to_seq) noexcept {
         std::size_t released = 0;
         detail::QueueEntry*& cursor = state.cursor[t];
-        while (cursor != nullptr && cursor->record.seq <= up_to_seq) {
+        while (cursor != nullptr && cursor->seq <= up_to_seq) {
             cursor = cursor->next;
             ++released;
         }
@@ -678,7 +685,7 @@ private:
         for (std::size_t r = 0; r < regions_.size(); ++r) {
             const RegionState& state = *regions_[r];
             std::lock_guard<Mutex> lock(state.fanout_mu);
-            if ((r == slot.region_index && slot.is_linked()) ||
+            if ((r == slot.region && slot.is_linked()) ||
                 (!state.detached.empty() && state.detached.count(slot.key) != 0)) {
                 return true;
             }
@@ -690,24 +697,28 @@ private:
     // slot is unlinked. Capacity for the new value is reserved first, while the slot still
     // sits in its queue: if that allocation fails, nothing has changed. With `keep_owed` (a
     // remote write displaces the record) a still-owed write is replaced in its queue by a copy.
-    void detach_for_rewrite(detail::Slot& slot, std::size_t value_size, std::size_t region_size,
-                            bool keep_owed, std::optional<std::size_t> keep_locked_region,
+    void detach_for_rewrite(detail::Slot& slot, std::size_t value_size, bool keep_owed,
+                            std::optional<std::size_t> keep_locked_region,
                             std::unique_lock<Mutex>& keep_lock) {
-        const std::size_t r = slot.region_index;
+        const std::size_t r = slot.region;
         RegionState& old = *regions_[r];
         const bool keep = keep_locked_region && *keep_locked_region == r;
         std::unique_lock<Mutex> lock(old.fanout_mu, std::defer_lock);
         if (keep || slot.is_linked()) {
             lock.lock();
         }
-        reserve(slot.record.value, value_size);
-        reserve(slot.record.region, region_size);
+        reserve(slot.value, value_size);
         if (!slot.is_linked()) {
             // nothing to do in the queue
         } else if (keep_owed) {
             auto copy = std::make_unique<detail::QueueEntry>();
             copy->key = slot.key;
-            copy->record = slot.record;
+            copy->timestamp_ms = slot.timestamp_ms;
+            copy->seq = slot.seq;
+            copy->region = slot.region;
+            copy->deleted = slot.deleted;
+            copy->value = slot.value;
+            copy->clock = slot.clock;
             copy->detached = true;
             old.detached.emplace(copy->key, copy.get());
             replace_in_queue(old, slot, *copy.release());
@@ -783,7 +794,7 @@ private:
         VectorClock clock;
         if (auto_stamp) {
             if (slot != nullptr) {
-                clock = slot->record.clock;
+                clock = slot->clock;
             }
             if (state.group_id) {
                 // Reserve the entry now; its value is set once the seq is known.
@@ -813,15 +824,13 @@ private:
         if (slot == nullptr) {
             auto fresh = std::make_unique<detail::Slot>();
             fresh->key.assign(key);
-            fresh->record.value.assign(value);
-            fresh->record.region = config_.regions[r];
-            fresh->region_index = r;
+            fresh->value.assign(value);
+            fresh->region = static_cast<std::uint32_t>(r);
             slot = shard.table.insert(std::move(fresh), hash);
             queue_lock = std::unique_lock<Mutex>(state.fanout_mu);
         } else {
             // A write another region still owes its peers stays queued as a copy.
-            detach_for_rewrite(*slot, value.size(), config_.regions[r].size(),
-                               slot->region_index != r, r, queue_lock);
+            detach_for_rewrite(*slot, value.size(), slot->region != r, r, queue_lock);
             if (!queue_lock.owns_lock()) {
                 queue_lock = std::unique_lock<Mutex>(state.fanout_mu);
             }
@@ -873,14 +882,12 @@ private:
                 displaced = prepare_conflict(in.key, incoming, stored_ref(*slot), events);
             }
             std::unique_lock<Mutex> unused;
-            detach_for_rewrite(*slot, in.value.size(), config_.regions[in.region].size(), true,
-                               std::nullopt, unused);
+            detach_for_rewrite(*slot, in.value.size(), true, std::nullopt, unused);
         } else {
             auto fresh = std::make_unique<detail::Slot>();
             fresh->key.assign(in.key);
-            fresh->record.value.reserve(in.value.size());
-            fresh->record.region = config_.regions[in.region];
-            fresh->region_index = in.region;
+            fresh->value.reserve(in.value.size());
+            fresh->region = static_cast<std::uint32_t>(in.region);
             slot = shard.table.insert(std::move(fresh), hash);
         }
         if (in.assign_seq) {
@@ -896,43 +903,45 @@ private:
     /// Overwrites a slot whose strings already have the capacity (see detach_for_rewrite).
     void store(detail::Slot& slot, std::size_t r, std::uint64_t ts, VectorClock& clock,
                std::string_view value, std::uint64_t seq, bool deleted) noexcept {
-        GeoRecord& rec = slot.record;
-        if (slot.region_index != r || rec.region.empty()) {
-            copy_string(rec.region, config_.regions[r]);
+        slot.timestamp_ms = ts;
+        slot.seq = seq;
+        slot.region = static_cast<std::uint32_t>(r);
+        slot.deleted = deleted;
+        copy_string(slot.value, value);
+        if (!clock.empty() || !slot.clock.empty()) {
+            slot.clock = std::move(clock);
         }
-        rec.timestamp_ms = ts;
-        if (!clock.empty() || !rec.clock.empty()) {
-            rec.clock = std::move(clock);
-        }
-        copy_string(rec.value, value);
-        rec.seq = seq;
-        rec.deleted = deleted;
-        slot.region_index = r;
     }
 
     /// Resolves a write of region `r` against `slot`'s record. In LWW mode region ranks stand
     /// in for the ids (they sort the same), so no string is compared.
-    [[nodiscard]] Resolution resolve_against(const detail::Slot& slot, std::uint64_t ts,
+    [[nodiscard]] Resolution resolve_against(const detail::Slot& stored, std::uint64_t ts,
                                              std::size_t r, std::uint64_t seq,
                                              const VectorClock& clock) const noexcept {
-        const GeoRecord& stored = slot.record;
-        if (config_.conflict_mode == ConflictResolutionMode::LastWriterWins) {
-            const std::uint32_t in_rank = names_.rank(r);
-            const std::uint32_t stored_rank = names_.rank(slot.region_index);
-            Resolution res;
-            res.same_write =
-                ts == stored.timestamp_ms && in_rank == stored_rank && seq == stored.seq;
-            if (stored.timestamp_ms != ts) {
-                res.incoming_wins = stored.timestamp_ms < ts;
-            } else if (stored_rank != in_rank) {
-                res.incoming_wins = stored_rank < in_rank;
-            } else {
-                res.incoming_wins = stored.seq < seq;
-            }
-            return res;
+        if (config_.conflict_mode != ConflictResolutionMode::LastWriterWins) {
+            return resolve_by_clock(stored, ts, r, seq, clock);
         }
+        const std::uint32_t in_rank = names_.rank(r);
+        const std::uint32_t stored_rank = names_.rank(stored.region);
+        Resolution res;
+        res.same_write = ts == stored.timestamp_ms && in_rank == stored_rank && seq == stored.seq;
+        if (stored.timestamp_ms != ts) {
+            res.incoming_wins = stored.timestamp_ms < ts;
+        } else if (stored_rank != in_rank) {
+            res.incoming_wins = stored_rank < in_rank;
+        } else {
+            res.incoming_wins = stored.seq < seq;
+        }
+        return res;
+    }
+
+    [[nodiscard]] Resolution resolve_by_clock(const detail::Slot& stored, std::uint64_t ts,
+                                              std::size_t r, std::uint64_t seq,
+                                              const VectorClock& clock) const noexcept {
         return resolve(detail::WriteView(ts, config_.regions[r], seq, clock),
-                       detail::WriteView(stored), config_.conflict_mode);
+                       detail::WriteView(stored.timestamp_ms, config_.regions[stored.region],
+                                         stored.seq, stored.clock),
+                       config_.conflict_mode);
     }
 
     // Outcomes are built in place: the variant converts from these, so no temporary
@@ -957,18 +966,21 @@ private:
     }
 
     [[nodiscard]] GeoWriteOutcome rejected(std::size_t r, const detail::Slot& winner) const {
-        return GeoWriteOutcome(std::in_place_type<RejectedByConflict>,
-                               MakeRejected{config_.regions[r],
-                                            config_.regions[winner.region_index],
-                                            winner.record.timestamp_ms});
+        return GeoWriteOutcome(
+            std::in_place_type<RejectedByConflict>,
+            MakeRejected{config_.regions[r], config_.regions[winner.region], winner.timestamp_ms});
     }
 
     // ---- conflicts ------------------------------------------------------------------------
 
     [[nodiscard]] static detail::WriteRef stored_ref(const detail::Slot& slot) noexcept {
-        const GeoRecord& rec = slot.record;
-        return detail::WriteRef{slot.region_index, rec.timestamp_ms, rec.seq,
-                                rec.clock,         rec.value,        rec.deleted};
+        return detail::WriteRef{slot.region, slot.timestamp_ms, slot.seq,
+                                slot.clock,  slot.value,        slot.deleted};
+    }
+
+    [[nodiscard]] GeoRecord record_of(const detail::QueueEntry& e) const {
+        return GeoRecord{
+            config_.regions[e.region], e.timestamp_ms, e.clock, e.value, e.seq, e.deleted};
     }
 
     [[nodiscard]] GeoRecord record_of(const detail::WriteRef& w) const {

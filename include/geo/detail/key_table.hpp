@@ -70,6 +70,10 @@ namespace geo::detail {
 /// Why not std::unordered_map: lookups by string_view without building a std::string (C++17
 /// has no heterogeneous lookup), one hash per operation shared with shard selection, and
 /// nodes that never move, so other structures may link them intrusively.
+[[nodiscard]] inline bool same_key(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
+}
+
 template <class Node>
 class KeyTable {
 public:
@@ -91,7 +95,7 @@ public:
             if (bucket.node == nullptr) {
                 return nullptr;
             }
-            if (bucket.hash == hash && bucket.node->key == key) {
+            if (bucket.hash == hash && same_key(bucket.node->key, key)) {
                 return bucket.node;
             }
         }
