@@ -5,11 +5,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,10 +49,16 @@ namespace detail {
 /// reaches every peer (which then report it as a lost conflict).
 ///
 /// The record's fields are stored flat, with the region as an index into the configured ids
-/// (a GeoRecord is built when one is read): 128 bytes, the fields a write touches first, so a
-/// write reads and writes two cache lines of it, not four.
+/// (a GeoRecord is built when one is read), and the key's bytes follow the entry in the same
+/// allocation (see new_entry): a lookup compares the key without another cache miss, and a
+/// write touches two cache lines of its slot.
 struct QueueEntry {
-    std::string key;
+    explicit QueueEntry(std::string_view key_bytes) noexcept : key(key_bytes) {}
+    QueueEntry(const QueueEntry&) = delete;
+    QueueEntry& operator=(const QueueEntry&) = delete;
+    ~QueueEntry() = default;
+
+    const std::string_view key; ///< the bytes right after this object
     std::uint64_t timestamp_ms{};
     std::uint64_t seq{};
     std::uint32_t region{}; ///< index into config().regions
@@ -71,7 +79,35 @@ struct QueueEntry {
 };
 
 /// One key's stored record.
-struct Slot : QueueEntry {};
+struct Slot : QueueEntry {
+    using QueueEntry::QueueEntry;
+};
+
+/// Allocates an entry with room for `key` right after it. Strong guarantee.
+template <class Entry>
+[[nodiscard]] Entry* new_entry(std::string_view key) {
+    static_assert(alignof(Entry) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "over-aligned entry");
+    void* memory = ::operator new(sizeof(Entry) + key.size());
+    char* bytes = static_cast<char*>(memory) + sizeof(Entry);
+    if (!key.empty()) {
+        std::memcpy(bytes, key.data(), key.size());
+    }
+    return ::new (memory) Entry(std::string_view(bytes, key.size()));
+}
+
+/// Destroys what new_entry made.
+struct EntryDeleter {
+    template <class Entry>
+    void operator()(Entry* entry) const noexcept {
+        if (entry != nullptr) { // like delete
+            entry->~Entry();
+            ::operator delete(entry);
+        }
+    }
+};
+
+using SlotPtr = std::unique_ptr<Slot, EntryDeleter>;
+using EntryPtr = std::unique_ptr<QueueEntry, EntryDeleter>;
 
 } // namespace detail
 
@@ -102,7 +138,8 @@ public:
 
     /// `physical_ms` replaces the wall clock under the hybrid clock (tests give each replica a
     /// skewed or frozen clock this way). It is called with internal locks held: it must not
-    /// call back into the replicator.
+    /// call back into the replicator, and should return quickly (other writers of the same
+    /// key shard wait for it).
     ///
     /// A group's `committed_seq` restores its region's sequence: local commits continue after
     /// it, and entries of that origin at or below it count as already applied.
@@ -482,7 +519,7 @@ private:
 
     struct alignas(128) Shard {
         mutable Mutex mu;
-        detail::KeyTable<detail::Slot> table;
+        detail::KeyTable<detail::Slot, detail::EntryDeleter> table;
     };
 
     struct alignas(64) RegionState {
@@ -493,7 +530,7 @@ private:
         RegionState& operator=(const RegionState&) = delete;
         ~RegionState() {
             for (auto& [key, entry] : detached) {
-                delete entry;
+                detail::EntryDeleter{}(entry);
             }
         }
 
@@ -649,7 +686,7 @@ private:
         batch.reserve(n);
         for (const detail::QueueEntry* slot = state.cursor[t]; slot != nullptr && n > 0;
              slot = slot->next, --n) {
-            batch.push_back(FanoutEntry{slot->key, record_of(*slot), slot->seq});
+            batch.push_back(FanoutEntry{std::string(slot->key), record_of(*slot), slot->seq});
         }
     }
 
@@ -672,7 +709,7 @@ private:
             --state.queued;
             if (done->detached) {
                 state.detached.erase(done->key);
-                delete done;
+                detail::EntryDeleter{}(done);
             }
         }
         return released;
@@ -711,8 +748,7 @@ private:
         if (!slot.is_linked()) {
             // nothing to do in the queue
         } else if (keep_owed) {
-            auto copy = std::make_unique<detail::QueueEntry>();
-            copy->key = slot.key;
+            detail::EntryPtr copy(detail::new_entry<detail::QueueEntry>(slot.key));
             copy->timestamp_ms = slot.timestamp_ms;
             copy->seq = slot.seq;
             copy->region = slot.region;
@@ -755,7 +791,7 @@ private:
             detail::QueueEntry* copy = it->second;
             state.detached.erase(it);
             unlink(r, *copy);
-            delete copy;
+            detail::EntryDeleter{}(copy);
         }
     }
 
@@ -822,8 +858,7 @@ private:
 
         std::unique_lock<Mutex> queue_lock;
         if (slot == nullptr) {
-            auto fresh = std::make_unique<detail::Slot>();
-            fresh->key.assign(key);
+            detail::SlotPtr fresh(detail::new_entry<detail::Slot>(key));
             fresh->value.assign(value);
             fresh->region = static_cast<std::uint32_t>(r);
             slot = shard.table.insert(std::move(fresh), hash);
@@ -884,8 +919,7 @@ private:
             std::unique_lock<Mutex> unused;
             detach_for_rewrite(*slot, in.value.size(), true, std::nullopt, unused);
         } else {
-            auto fresh = std::make_unique<detail::Slot>();
-            fresh->key.assign(in.key);
+            detail::SlotPtr fresh(detail::new_entry<detail::Slot>(in.key));
             fresh->value.reserve(in.value.size());
             fresh->region = static_cast<std::uint32_t>(in.region);
             slot = shard.table.insert(std::move(fresh), hash);

@@ -74,7 +74,7 @@ namespace geo::detail {
     return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size()) == 0);
 }
 
-template <class Node>
+template <class Node, class Deleter = std::default_delete<Node>>
 class KeyTable {
 public:
     KeyTable() = default;
@@ -82,7 +82,7 @@ public:
     KeyTable& operator=(const KeyTable&) = delete;
     ~KeyTable() {
         for (auto& bucket : buckets_) {
-            delete bucket.node;
+            Deleter{}(bucket.node);
         }
     }
 
@@ -102,7 +102,7 @@ public:
     }
 
     /// Takes ownership of a node whose key is not in the table. Strong guarantee.
-    Node* insert(std::unique_ptr<Node> node, std::size_t hash) {
+    Node* insert(std::unique_ptr<Node, Deleter> node, std::size_t hash) {
         if ((size_ + 1) * 4 > buckets_.size() * 3) {
             grow();
         }
@@ -130,7 +130,7 @@ public:
             }
         }
         buckets_[hole] = Bucket{};
-        delete node;
+        Deleter{}(node);
         --size_;
     }
 
