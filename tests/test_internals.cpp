@@ -83,10 +83,11 @@ TEST_CASE("hash_key spreads similar keys over shards and buckets", "[internals]"
     std::vector<std::size_t> per_shard(shards);
     std::vector<std::size_t> per_bucket(buckets);
     std::set<std::size_t> distinct;
+    const std::uint64_t seed = GENERATE(0ULL, 0x5eed5eed5eed5eedULL, geo::detail::random_seed());
     for (std::size_t i = 0; i < keys; ++i) {
         const std::string key = "http://example.org/resource/" + std::to_string(i);
-        const std::size_t h = geo::detail::hash_key(key);
-        REQUIRE(h == geo::detail::hash_key(std::string(key))); // a function of the bytes only
+        const std::size_t h = geo::detail::hash_key(key, seed);
+        REQUIRE(h == geo::detail::hash_key(std::string(key), seed)); // a function of the bytes
         distinct.insert(h);
         ++per_shard[(static_cast<std::uint64_t>(h) >> 48) % shards];
         ++per_bucket[h & (buckets - 1)];
@@ -100,6 +101,37 @@ TEST_CASE("hash_key spreads similar keys over shards and buckets", "[internals]"
     const auto [bucket_min, bucket_max] = std::minmax_element(per_bucket.begin(), per_bucket.end());
     REQUIRE(*bucket_min > 0);
     REQUIRE(*bucket_max < 45);
+}
+
+TEST_CASE("hash_key with a secret seed resists keys built to collide", "[internals]") {
+    // Without a seed, a word equal to the first mixing constant is multiplied by zero, so keys
+    // of 9 to 16 bytes that start with it collide whatever their other bytes.
+    constexpr std::uint64_t k1 = 0xc2b2ae3d27d4eb4fULL;
+    std::string prefix(8, '\0');
+    for (std::size_t i = 0; i < 8; ++i) {
+        prefix[i] = static_cast<char>((k1 >> (8 * i)) & 0xff); // little-endian word
+    }
+    std::set<std::size_t> unseeded;
+    std::set<std::size_t> seeded;
+    const std::uint64_t seed = geo::detail::random_seed();
+    for (int i = 0; i < 1000; ++i) {
+        const std::string key = prefix + std::to_string(1000 + i);
+        unseeded.insert(geo::detail::hash_key(key));
+        seeded.insert(geo::detail::hash_key(key, seed));
+    }
+    // Little-endian machines only show the weakness; the seeded hash must spread either way.
+    REQUIRE(seeded.size() == 1000);
+    if (geo::detail::load_word(prefix.data()) == k1) {
+        REQUIRE(unseeded.size() < 10);
+    }
+    // Two seeds give unrelated hashes.
+    REQUIRE(geo::detail::random_seed() != geo::detail::random_seed());
+    std::size_t same = 0;
+    for (int i = 0; i < 1000; ++i) {
+        const std::string key = "http://example.org/resource/" + std::to_string(i);
+        same += geo::detail::hash_key(key, 1) == geo::detail::hash_key(key, 2) ? 1 : 0;
+    }
+    REQUIRE(same == 0);
 }
 
 TEST_CASE("hash_key depends on every byte and on the length", "[internals]") {

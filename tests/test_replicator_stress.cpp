@@ -1064,6 +1064,87 @@ TEST_CASE("an allocation failure after a write is stored is not reported as a fa
         }
     }
 }
+
+namespace {
+
+// Region ids longer than the small-string buffer: copying one into an outcome allocates.
+const std::string long_us = "us-east-1.region-with-a-long-identifier";
+const std::string long_eu = "eu-west-1.region-with-a-long-identifier";
+
+std::unique_ptr<ActiveActiveReplicator> long_id_replica() {
+    ActiveActiveGeoConfig config;
+    config.regions = {long_us, long_eu};
+    config.local_region = long_us;
+    auto rep = std::make_unique<ActiveActiveReplicator>(config, std::vector<RegionRaftGroup>{},
+                                                        [] { return std::uint64_t{5000}; });
+    rep->apply_local_write(long_us, "k1", "v1", 100);
+    rep->apply_remote_write(long_eu, "k2", "v2", 100);
+    return rep;
+}
+
+std::string long_id_snapshot(const ActiveActiveReplicator& rep) {
+    std::ostringstream out;
+    for (const char* key : {"k1", "k2", "k3"}) {
+        out << key << describe(rep.get_record(key)) << ' ';
+    }
+    for (const auto& [region, seq] : rep.region_sequences()) {
+        out << region << '=' << seq << ' ';
+    }
+    out << "pending " << rep.pending_fanout_len(long_us) << '/' << rep.pending_fanout_len(long_eu)
+        << " conflicts " << rep.conflict_count() << '/' << rep.recent_conflicts().size();
+    return out.str();
+}
+
+} // namespace
+
+TEST_CASE("with long region ids, a write that throws std::bad_alloc changed nothing", "[review]") {
+    using Op = void (*)(ActiveActiveReplicator&);
+    const std::vector<std::pair<const char*, Op>> ops{
+        {"put of a new key", [](ActiveActiveReplicator& r) { r.put("k3", "v3"); }},
+        {"local write that wins",
+         [](ActiveActiveReplicator& r) { r.apply_local_write(long_us, "k2", "w", 200); }},
+        {"local write that loses",
+         [](ActiveActiveReplicator& r) { r.apply_local_write(long_us, "k2", "w", 50); }},
+        {"remote write that wins",
+         [](ActiveActiveReplicator& r) { r.apply_remote_write(long_eu, "k1", "w", 200); }},
+        {"remote write that loses",
+         [](ActiveActiveReplicator& r) { r.apply_remote_write(long_eu, "k1", "w", 50); }},
+        {"remote entry that wins",
+         [](ActiveActiveReplicator& r) {
+             r.apply_remote(long_eu, FanoutEntry{"k1", GeoRecord{long_eu, 200, {}, "w", 7}, 7});
+         }},
+        {"remote entry that loses",
+         [](ActiveActiveReplicator& r) {
+             r.apply_remote(long_eu, FanoutEntry{"k1", GeoRecord{long_eu, 50, {}, "w", 7}, 7});
+         }},
+    };
+    for (const auto& [name, op] : ops) {
+        std::size_t injected = 0;
+        for (long n = 0;; ++n) {
+            auto rep = long_id_replica();
+            const std::string before = long_id_snapshot(*rep);
+            bool threw = false;
+            fail_countdown = n;
+            try {
+                op(*rep);
+            } catch (const std::bad_alloc&) {
+                threw = true;
+            }
+            const bool fired = fail_countdown < 0;
+            fail_countdown = -1;
+            if (!fired) {
+                break;
+            }
+            ++injected;
+            INFO(name << ", failing allocation #" << n);
+            if (threw) {
+                REQUIRE(long_id_snapshot(*rep) == before);
+            }
+        }
+        INFO(name);
+        CHECK(injected > 0);
+    }
+}
 #endif // !GEO_REVIEW_TSAN
 
 TEST_CASE("a batch with a mismatched entry changes nothing", "[review]") {

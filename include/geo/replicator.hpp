@@ -75,7 +75,7 @@ struct QueueEntry {
     QueueEntry* next{};
 
     [[nodiscard]] bool is_linked() const noexcept { return linked.load(std::memory_order_acquire); }
-    void set_linked(bool value) noexcept { linked.store(value, std::memory_order_release); }
+    void set_linked(bool on) noexcept { linked.store(on, std::memory_order_release); }
 };
 
 /// One key's stored record.
@@ -375,7 +375,7 @@ public:
 
     /// The stored record, tombstones included.
     [[nodiscard]] std::optional<GeoRecord> get_record(std::string_view key) const {
-        const std::size_t hash = detail::hash_key(key);
+        const std::size_t hash = detail::hash_key(key, hash_seed_);
         const Shard& shard = shard_for(hash);
         std::lock_guard<Mutex> lock(shard.mu);
         if (const detail::Slot* slot = shard.table.find(key, hash)) {
@@ -386,7 +386,7 @@ public:
 
     /// The value, or nullopt when the key is absent or deleted.
     [[nodiscard]] std::optional<std::string> get(std::string_view key) const {
-        const std::size_t hash = detail::hash_key(key);
+        const std::size_t hash = detail::hash_key(key, hash_seed_);
         const Shard& shard = shard_for(hash);
         std::lock_guard<Mutex> lock(shard.mu);
         const detail::Slot* slot = shard.table.find(key, hash);
@@ -822,7 +822,7 @@ private:
         if (explicit_ts) {
             observe(r, *explicit_ts);
         }
-        const std::size_t hash = detail::hash_key(key);
+        const std::size_t hash = detail::hash_key(key, hash_seed_);
         Shard& shard = shard_for(hash);
         std::lock_guard<Mutex> shard_lock(shard.mu);
         detail::Slot* slot = shard.table.find(key, hash);
@@ -846,15 +846,18 @@ private:
                 resolve_against(*slot, ts, r, std::numeric_limits<std::uint64_t>::max(), clock);
             const detail::WriteRef incoming{r, ts, 0, clock, value, deleted};
             if (!res.incoming_wins) {
+                GeoWriteOutcome outcome = rejected(r, *slot); // may allocate: nothing changed yet
                 if (!res.same_write) {
                     raise_conflict(key, stored_ref(*slot), incoming, events);
                 }
-                return rejected(r, *slot);
+                return outcome;
             }
             if (res.concurrent) {
                 displaced = prepare_conflict(key, incoming, stored_ref(*slot), events);
             }
         }
+        // Built before anything changes: copying a long region id into it may allocate.
+        GeoWriteOutcome outcome = committed(r, 0);
 
         std::unique_lock<Mutex> queue_lock;
         if (slot == nullptr) {
@@ -888,7 +891,8 @@ private:
         if (displaced) {
             publish_conflict(*displaced, seq, events);
         }
-        return committed(r, seq);
+        std::get_if<Committed>(&outcome)->seq = seq;
+        return outcome;
     }
 
     GeoWriteOutcome commit_remote(Incoming& in, std::vector<ConflictEvent>& events) {
@@ -897,7 +901,7 @@ private:
             in.timestamp_ms > saturating_add(clock_.physical_ms(), max_clock_offset_ms_)) {
             clock_offset_violations_.fetch_add(1, std::memory_order_relaxed);
         }
-        const std::size_t hash = detail::hash_key(in.key);
+        const std::size_t hash = detail::hash_key(in.key, hash_seed_);
         Shard& shard = shard_for(hash);
         std::lock_guard<Mutex> shard_lock(shard.mu);
         detail::Slot* slot = shard.table.find(in.key, hash);
@@ -908,14 +912,20 @@ private:
             const detail::WriteRef incoming{in.region, in.timestamp_ms, in.seq,
                                             in.clock,  in.value,        in.deleted};
             if (!res.incoming_wins) {
+                GeoWriteOutcome outcome =
+                    rejected(in.region, *slot); // may allocate: nothing changed yet
                 if (!res.same_write) {
                     raise_conflict(in.key, stored_ref(*slot), incoming, events);
                 }
-                return rejected(in.region, *slot);
+                return outcome;
             }
             if (res.concurrent) {
                 displaced = prepare_conflict(in.key, incoming, stored_ref(*slot), events);
             }
+        }
+        // Built before anything changes: copying a long region id into it may allocate.
+        GeoWriteOutcome outcome = committed(in.region, 0);
+        if (slot != nullptr) {
             std::unique_lock<Mutex> unused;
             detach_for_rewrite(*slot, in.value.size(), true, std::nullopt, unused);
         } else {
@@ -931,7 +941,8 @@ private:
         if (displaced) {
             publish_conflict(*displaced, in.seq, events);
         }
-        return committed(in.region, in.seq);
+        std::get_if<Committed>(&outcome)->seq = in.seq;
+        return outcome;
     }
 
     /// Overwrites a slot whose strings already have the capacity (see detach_for_rewrite).
@@ -1126,6 +1137,7 @@ private:
 
     ActiveActiveGeoConfig config_;
     detail::RegionNames names_; ///< views into config_.regions
+    const std::uint64_t hash_seed_ = detail::random_seed();
     std::vector<RegionRaftGroup> groups_;
     HybridClock clock_;
     std::vector<std::unique_ptr<RegionState>> regions_;
@@ -1147,3 +1159,5 @@ private:
 };
 
 } // namespace geo
+
+#undef GEO_DETAIL_COLD

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -37,16 +39,18 @@ namespace geo::detail {
 
 /// The hash every key goes through once per operation: it picks the shard (top bits) and the
 /// bucket (low bits). Reads 16 bytes per multiply, about a quarter of std::hash's work on
-/// typical keys; quality is what an in-memory table needs, not a defence against chosen keys.
-[[nodiscard]] inline std::size_t hash_key(std::string_view key) noexcept {
+/// typical keys. `seed` is secret per replicator (random_seed): keys chosen to collide, by
+/// someone who knows this code, would have to be chosen knowing the seed too.
+[[nodiscard]] inline std::size_t hash_key(std::string_view key, std::uint64_t seed = 0) noexcept {
     constexpr std::uint64_t k0 = 0x9e3779b97f4a7c15ULL; // odd constants with mixed bits
     constexpr std::uint64_t k1 = 0xc2b2ae3d27d4eb4fULL;
     constexpr std::uint64_t k2 = 0x165667b19e3779f9ULL;
+    const std::uint64_t s1 = k1 ^ seed;
     const char* p = key.data();
     std::size_t n = key.size();
-    std::uint64_t h = k0 ^ (static_cast<std::uint64_t>(n) * k2);
+    std::uint64_t h = k0 ^ seed ^ (static_cast<std::uint64_t>(n) * k2);
     while (n > 16) {
-        h = fold_multiply(load_word(p) ^ k1, load_word(p + 8) ^ h);
+        h = fold_multiply(load_word(p) ^ s1, load_word(p + 8) ^ h);
         p += 16;
         n -= 16;
     }
@@ -60,9 +64,24 @@ namespace geo::detail {
         std::memcpy(tail, p, n);
         std::memcpy(&a, tail, sizeof a);
     }
-    h = fold_multiply(a ^ k1, b ^ h);
+    h = fold_multiply(a ^ s1, b ^ h);
     return static_cast<std::size_t>(
         fold_multiply(h ^ k2, static_cast<std::uint64_t>(key.size()) ^ k0));
+}
+
+/// A seed for hash_key, different in every replicator (hashes are never stored or shipped).
+[[nodiscard]] inline std::uint64_t random_seed() noexcept {
+    std::uint64_t seed = 0;
+    try {
+        std::random_device device;
+        seed = (static_cast<std::uint64_t>(device()) << 32) ^ device();
+    } catch (...) {
+        // No entropy source: the clock and an address still vary between processes.
+    }
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    seed ^= static_cast<std::uint64_t>(now) * 0x9e3779b97f4a7c15ULL;
+    seed ^= static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed));
+    return seed;
 }
 
 /// Open-addressing (linear probing) table of heap nodes keyed by `Node::key`.
