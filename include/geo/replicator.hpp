@@ -522,7 +522,7 @@ private:
         detail::KeyTable<detail::Slot, detail::EntryDeleter> table;
     };
 
-    struct alignas(64) RegionState {
+    struct alignas(128) RegionState {
         explicit RegionState(std::size_t region_count)
             : cursor(region_count, nullptr), owed(region_count, 0) {}
 
@@ -846,11 +846,7 @@ private:
                 resolve_against(*slot, ts, r, std::numeric_limits<std::uint64_t>::max(), clock);
             const detail::WriteRef incoming{r, ts, 0, clock, value, deleted};
             if (!res.incoming_wins) {
-                GeoWriteOutcome outcome = rejected(r, *slot); // may allocate: nothing changed yet
-                if (!res.same_write) {
-                    raise_conflict(key, stored_ref(*slot), incoming, events);
-                }
-                return outcome;
+                return reject(r, *slot, key, incoming, res.same_write, events);
             }
             if (res.concurrent) {
                 displaced = prepare_conflict(key, incoming, stored_ref(*slot), events);
@@ -912,12 +908,7 @@ private:
             const detail::WriteRef incoming{in.region, in.timestamp_ms, in.seq,
                                             in.clock,  in.value,        in.deleted};
             if (!res.incoming_wins) {
-                GeoWriteOutcome outcome =
-                    rejected(in.region, *slot); // may allocate: nothing changed yet
-                if (!res.same_write) {
-                    raise_conflict(in.key, stored_ref(*slot), incoming, events);
-                }
-                return outcome;
+                return reject(in.region, *slot, in.key, incoming, res.same_write, events);
             }
             if (res.concurrent) {
                 displaced = prepare_conflict(in.key, incoming, stored_ref(*slot), events);
@@ -942,6 +933,19 @@ private:
             publish_conflict(*displaced, in.seq, events);
         }
         std::get_if<Committed>(&outcome)->seq = in.seq;
+        return outcome;
+    }
+
+    /// The outcome of a write that lost to `winner`, with its conflict logged. (A function of
+    /// its own so that its callers return a single named outcome, which is then built in
+    /// place.)
+    GeoWriteOutcome reject(std::size_t r, const detail::Slot& winner, std::string_view key,
+                           const detail::WriteRef& incoming, bool same_write,
+                           std::vector<ConflictEvent>& events) {
+        GeoWriteOutcome outcome = rejected(r, winner); // may allocate: nothing changed yet
+        if (!same_write) {
+            raise_conflict(key, stored_ref(winner), incoming, events);
+        }
         return outcome;
     }
 
