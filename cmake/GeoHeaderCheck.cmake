@@ -1,9 +1,11 @@
 # geo_add_header_check(<target> <include_root> <subdir>)
 #
-# Generates one translation unit per public header <include_root>/<subdir>/*.hpp
-# (not detail/) that includes only that header, twice (include-guard check),
-# and builds them all into the object library <target>. A header that forgets
-# one of its own includes fails to compile here.
+# Generates one translation unit per header <include_root>/<subdir>/*.hpp (call
+# it once per directory) that includes only that header, twice (include-guard
+# check), and builds them all into the object library <target>. A header that
+# forgets one of its own includes fails to compile here. Headers are what users
+# compile with their own flags, so these units also get the stricter warnings
+# users commonly enable (-Wshadow, -Wconversion, ...).
 include_guard(GLOBAL)
 
 function(geo_add_header_check target include_root subdir)
@@ -31,4 +33,9 @@ function(geo_add_header_check target include_root subdir)
     add_library(${target} OBJECT ${sources})
     target_link_libraries(${target} PRIVATE geo::geo)
     geo_enable_warnings(${target})
+    if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+        target_compile_options(${target} PRIVATE
+            -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast -Wnon-virtual-dtor
+            -Wcast-align -Woverloaded-virtual -Wdouble-promotion)
+    endif()
 endfunction()
