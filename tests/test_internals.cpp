@@ -6,16 +6,21 @@
 #include <geo/detail/conflict_log.hpp>
 #include <geo/detail/key_table.hpp>
 #include <geo/detail/region_names.hpp>
+#include <geo/detail/spin_mutex.hpp>
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -213,4 +218,40 @@ TEST_CASE("LWW ties go to the greater region id whatever the configured order", 
         REQUIRE(std::holds_alternative<geo::Committed>(
             rep.apply_remote_write("a", first + "|" + greatest, "later", 1001)));
     }
+}
+
+TEST_CASE("SpinMutex excludes, including waiters that had to yield and sleep",
+          "[internals][threads]") {
+    geo::detail::SpinMutex mu;
+    long counter = 0; // plain: only the lock makes the increments safe (TSan checks)
+    constexpr int threads = 4;
+    constexpr int rounds = 20000;
+    std::atomic<bool> holder_in{false};
+    std::vector<std::thread> workers;
+    // One holder keeps the lock for milliseconds, long enough for waiters to pass spinning
+    // and yielding and go to sleep.
+    workers.emplace_back([&] {
+        std::lock_guard<geo::detail::SpinMutex> lock(mu);
+        holder_in = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        ++counter;
+    });
+    while (!holder_in) {
+        std::this_thread::yield();
+    }
+    for (int t = 0; t < threads; ++t) {
+        workers.emplace_back([&] {
+            for (int i = 0; i < rounds; ++i) {
+                std::lock_guard<geo::detail::SpinMutex> lock(mu);
+                ++counter;
+            }
+        });
+    }
+    for (auto& worker : workers) {
+        worker.join();
+    }
+    REQUIRE(counter == 1 + static_cast<long>(threads) * rounds);
+    REQUIRE(mu.try_lock());
+    REQUIRE_FALSE(mu.try_lock());
+    mu.unlock();
 }
