@@ -25,7 +25,6 @@ public:
             names_.emplace_back(name);
             packed_.push_back(pack(name));
         }
-        count_ = names.size();
         std::vector<std::size_t> order(names.size());
         for (std::size_t i = 0; i < order.size(); ++i) {
             order[i] = i;
@@ -51,21 +50,20 @@ public:
             std::memcpy(&head, name.data(), n);
         }
         const Packed* first = packed_.data();
-        const Packed* last = first + count_;
-        for (const Packed* q = first; q != last; ++q) {
+        for (const Packed& q : packed_) {
             // Up to 16 bytes the two words cover every byte; longer ids compare in full.
-            if (q->head == head && q->tail == tail && q->size == n &&
-                (n <= 16 || names_[static_cast<std::size_t>(q - first)] == name)) {
-                return static_cast<std::size_t>(q - first);
+            if (q.head == head && q.tail == tail && q.size == n &&
+                (n <= 16 || names_[static_cast<std::size_t>(&q - first)] == name)) {
+                return static_cast<std::size_t>(&q - first);
             }
         }
-        return count_;
+        return packed_.size();
     }
 
     /// Position of region `index` among the ids sorted as strings.
     [[nodiscard]] std::uint32_t rank(std::size_t index) const noexcept { return rank_[index]; }
 
-    [[nodiscard]] std::size_t size() const noexcept { return count_; }
+    [[nodiscard]] std::size_t size() const noexcept { return packed_.size(); }
 
 private:
     struct Packed {
@@ -89,7 +87,6 @@ private:
     std::vector<std::string_view> names_;
     std::vector<Packed> packed_;
     std::vector<std::uint32_t> rank_;
-    std::size_t count_{};
 };
 
 } // namespace geo::detail
