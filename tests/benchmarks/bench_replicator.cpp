@@ -327,6 +327,19 @@ public:
         json += '"';
         return add(key, std::move(json), std::string(value));
     }
+    /// The fields every geo-vs-floor timing reports, `ops` operations per repetition.
+    JsonLine& timing(const Best& geo, const Best& floor, double ops, std::optional<double> target) {
+        num("geo_ns_per_op", geo.wall / ops);
+        num("floor_ns_per_op", floor.wall / ops);
+        num("ratio", geo.wall / floor.wall, 3);
+        num("paired_median_ratio", paired_median_ratio(geo, floor), 3);
+        if (target) {
+            num("target", *target, 1);
+        }
+        num("geo_cpu_ns_per_op", geo.cpu / ops);
+        num("floor_cpu_ns_per_op", floor.cpu / ops);
+        return num("cpu_ratio", geo.cpu / floor.cpu, 3);
+    }
     JsonLine& count(std::string_view key, std::uint64_t value) {
         return add(key, std::to_string(value));
     }
@@ -604,17 +617,8 @@ void report_w1(const char* id, const Data& d, std::size_t n, std::size_t k, int 
     const double nn = static_cast<double>(n);
     JsonLine line(id);
     line.count("n", n).count("k", k);
-    line.num("geo_ns_per_op", f.geo.wall / nn)
-        .num("floor_ns_per_op", f.floor.wall / nn)
-        .num("ratio", f.geo.wall / f.floor.wall, 3)
-        .num("paired_median_ratio", paired_median_ratio(f.geo, f.floor), 3);
-    if (target) {
-        line.num("target", *target, 1);
-    }
-    line.num("geo_cpu_ns_per_op", f.geo.cpu / nn)
-        .num("floor_cpu_ns_per_op", f.floor.cpu / nn)
-        .num("cpu_ratio", f.geo.cpu / f.floor.cpu, 3)
-        .num("geo_write_ns_per_op", f.geo_write_ns / nn)
+    line.timing(f.geo, f.floor, nn, target);
+    line.num("geo_write_ns_per_op", f.geo_write_ns / nn)
         .num("write_ratio", f.geo_write_ns / f.floor.wall, 3)
         .num("drain_ms", f.geo_drain_ns / 1e6, 3)
         .count("drained_entries", f.drained)
@@ -721,14 +725,7 @@ void report_w2(const Data& d, std::size_t n, std::size_t k, int reps) {
     JsonLine("W2")
         .count("n", n)
         .count("k", k)
-        .num("geo_ns_per_op", geo_t.wall / nn)
-        .num("floor_ns_per_op", floor_t.wall / nn)
-        .num("ratio", geo_t.wall / floor_t.wall, 3)
-        .num("paired_median_ratio", paired_median_ratio(geo_t, floor_t), 3)
-        .num("target", 1.5, 1)
-        .num("geo_cpu_ns_per_op", geo_t.cpu / nn)
-        .num("floor_cpu_ns_per_op", floor_t.cpu / nn)
-        .num("cpu_ratio", geo_t.cpu / floor_t.cpu, 3)
+        .timing(geo_t, floor_t, nn, 1.5)
         .num("lose_fraction", static_cast<double>(n - expected_wins) / nn, 3)
         .flag("check", ok)
         .collect();
@@ -833,14 +830,7 @@ void report_w3(const char* id, const Data& d, std::size_t n, std::size_t k, int 
     JsonLine(id)
         .count("n", n)
         .count("k", k)
-        .num("geo_ns_per_op", geo_t.wall / nn)
-        .num("floor_ns_per_op", floor_t.wall / nn)
-        .num("ratio", geo_t.wall / floor_t.wall, 3)
-        .num("paired_median_ratio", paired_median_ratio(geo_t, floor_t), 3)
-        .num("target", 3.0, 1)
-        .num("geo_cpu_ns_per_op", geo_t.cpu / nn)
-        .num("floor_cpu_ns_per_op", floor_t.cpu / nn)
-        .num("cpu_ratio", geo_t.cpu / floor_t.cpu, 3)
+        .timing(geo_t, floor_t, nn, 3.0)
         .count("concurrent_pct", static_cast<std::uint64_t>(concurrent_pct))
         .num("concurrent_fraction", static_cast<double>(concurrent) / nn, 3)
         .flag("check", ok)
