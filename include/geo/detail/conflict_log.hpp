@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -12,6 +13,7 @@
 
 #include "../record.hpp"
 #include "../vector_clock.hpp"
+#include "spin_mutex.hpp"
 
 namespace geo::detail {
 
@@ -134,5 +136,55 @@ private:
 inline void swap(LoggedConflict& a, LoggedConflict& b) noexcept {
     a.swap(b);
 }
+
+/// The latest conflicts, at most `capacity`, and how many were raised in all.
+///
+/// Invariant (guarded by the log's own lock): entry `i % capacity` holds the conflict number
+/// `i` for the last min(total, capacity) values of `i`.
+class ConflictLog {
+public:
+    explicit ConflictLog(std::size_t capacity) : ring_(capacity) {}
+
+    /// Logs a conflict, reusing the oldest entry's memory; if that fails, nothing changed.
+    void log(std::string_view key, const WriteRef& winner, const WriteRef& loser) {
+        std::lock_guard<SpinMutex> lock(mu_);
+        if (!ring_.empty()) {
+            ring_[total_ % ring_.size()].assign(key, winner, loser);
+        }
+        ++total_;
+    }
+
+    /// Logs a conflict built beforehand (`prepared` gets the overwritten entry's memory).
+    void publish(LoggedConflict& prepared) noexcept {
+        std::lock_guard<SpinMutex> lock(mu_);
+        if (!ring_.empty()) {
+            swap(ring_[total_ % ring_.size()], prepared);
+        }
+        ++total_;
+    }
+
+    /// Oldest first.
+    [[nodiscard]] std::vector<ConflictEvent> recent(const std::vector<std::string>& regions) const {
+        std::lock_guard<SpinMutex> lock(mu_);
+        std::vector<ConflictEvent> result;
+        const std::size_t capacity = ring_.size();
+        const auto kept = static_cast<std::size_t>(std::min<std::uint64_t>(total_, capacity));
+        result.reserve(kept);
+        for (std::size_t i = 0; i < kept; ++i) {
+            result.push_back(ring_[(total_ - kept + i) % capacity].to_event(regions));
+        }
+        return result;
+    }
+
+    [[nodiscard]] std::uint64_t total() const {
+        std::lock_guard<SpinMutex> lock(mu_);
+        return total_;
+    }
+
+private:
+    mutable SpinMutex mu_;
+    std::vector<LoggedConflict> ring_;
+    std::uint64_t total_{};
+};
 
 } // namespace geo::detail

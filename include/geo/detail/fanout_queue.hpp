@@ -1,0 +1,193 @@
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "../record.hpp"
+#include "../types.hpp"
+#include "entry.hpp"
+#include "spin_mutex.hpp"
+
+namespace geo::detail {
+
+/// One source region's committed writes still owed to its peers: a list in ascending seq,
+/// with, per target region, a cursor at the first entry that target has not acknowledged.
+///
+/// Invariants (all fields guarded by mutex()):
+/// - entries from head to tail have strictly ascending seq; each is `linked`;
+/// - `cursor_[t]` is the first entry `t` has not acknowledged (null: none), and
+///   `owed_[t]` counts the entries from it to the tail; `cursor_[self]` stays null;
+/// - the head is some target's cursor: an entry every target acknowledged is released
+///   (unlinked, and deleted if it is a detached copy);
+/// - `queued_` counts the entries; `copies_` indexes the detached copies by key (at most one
+///   per key: a newer commit of the key drops it).
+///
+/// Every method but the constructor and destructor needs mutex() held by the caller.
+class FanoutQueue {
+public:
+    FanoutQueue(std::size_t self, std::size_t region_count) : self_(self) {
+        // Every local commit writes these arrays. Allocated back to back, two regions'
+        // arrays would share a cache line between two writer threads: the spare capacity,
+        // never used, keeps whatever is allocated next 256 bytes away.
+        constexpr std::size_t spare_bytes = 256;
+        cursor_.reserve(region_count + spare_bytes / sizeof(QueueEntry*));
+        cursor_.assign(region_count, nullptr);
+        owed_.reserve(region_count + spare_bytes / sizeof(std::size_t));
+        owed_.assign(region_count, 0);
+    }
+
+    FanoutQueue(const FanoutQueue&) = delete;
+    FanoutQueue& operator=(const FanoutQueue&) = delete;
+    ~FanoutQueue() {
+        for (auto& [key, copy] : copies_) {
+            EntryDeleter{}(copy);
+        }
+    }
+
+    [[nodiscard]] SpinMutex& mutex() const noexcept { return mu_; }
+
+    /// Appends `entry` (seq above the tail's), owed to every other region.
+    void push(QueueEntry& entry) noexcept {
+        entry.prev = tail_;
+        entry.next = nullptr;
+        (tail_ ? tail_->next : head_) = &entry;
+        tail_ = &entry;
+        entry.set_linked(true);
+        ++queued_;
+        const std::size_t n = owed_.size();
+        for (std::size_t t = 0; t < n; ++t) {
+            if (t == self_) {
+                continue;
+            }
+            if (cursor_[t] == nullptr) {
+                cursor_[t] = &entry; // everything before was acknowledged by t
+            }
+            ++owed_[t];
+        }
+    }
+
+    /// Removes a linked entry, whoever still owes it.
+    void unlink(QueueEntry& entry) noexcept {
+        const std::size_t n = owed_.size();
+        for (std::size_t t = 0; t < n; ++t) {
+            QueueEntry* cursor = cursor_[t];
+            if (cursor == nullptr) {
+                continue; // t acknowledged everything, this entry included
+            }
+            if (entry.seq >= cursor->seq) {
+                --owed_[t]; // at or after t's cursor: it was owed to t
+            }
+            if (cursor == &entry) {
+                cursor_[t] = entry.next;
+            }
+        }
+        (entry.prev ? entry.prev->next : head_) = entry.next;
+        (entry.next ? entry.next->prev : tail_) = entry.prev;
+        entry.prev = entry.next = nullptr;
+        entry.set_linked(false);
+        --queued_;
+    }
+
+    /// Puts `copy` (a detached copy of the linked `entry`) in `entry`'s place, so the write
+    /// stays owed while `entry` is rewritten. The queue owns the copy from now on. Strong
+    /// guarantee (a newer commit of the key drops the previous copy, so there is none).
+    void keep_copy(QueueEntry& entry, EntryPtr copy) {
+        copies_.emplace(copy->key, copy.get()); // may throw: nothing changed yet
+        QueueEntry& in = *copy.release();
+        in.prev = entry.prev;
+        in.next = entry.next;
+        (in.prev ? in.prev->next : head_) = &in;
+        (in.next ? in.next->prev : tail_) = &in;
+        std::replace(cursor_.begin(), cursor_.end(), &entry, &in);
+        in.set_linked(true);
+        entry.prev = entry.next = nullptr;
+        entry.set_linked(false);
+    }
+
+    /// A newer commit of `key` by this region supersedes a queued copy of its earlier one.
+    void drop_copy(std::string_view key) noexcept {
+        if (copies_.empty()) {
+            return;
+        }
+        auto it = copies_.find(key);
+        if (it != copies_.end()) {
+            QueueEntry* copy = it->second;
+            copies_.erase(it);
+            unlink(*copy);
+            EntryDeleter{}(copy);
+        }
+    }
+
+    /// Whether a copy of a displaced write of `key` is still owed.
+    [[nodiscard]] bool holds_copy(std::string_view key) const {
+        return !copies_.empty() && copies_.count(key) != 0;
+    }
+
+    /// Calls `visit(entry)` for up to `max_entries` entries not acknowledged by `target`,
+    /// ascending seq.
+    template <class Visit>
+    void for_each_owed(std::size_t target, std::size_t max_entries, Visit&& visit) const {
+        std::size_t n = std::min(max_entries, owed_[target]);
+        for (const QueueEntry* e = cursor_[target]; e != nullptr && n > 0; e = e->next, --n) {
+            visit(*e);
+        }
+    }
+
+    /// Up to `max_entries` entries owed to `target` as they travel, ascending seq.
+    void collect(std::size_t target, std::size_t max_entries, const std::vector<RegionId>& regions,
+                 std::vector<FanoutEntry>& batch) const {
+        batch.reserve(batch.size() + std::min(max_entries, owed_[target]));
+        for_each_owed(target, max_entries, [&](const QueueEntry& e) {
+            batch.push_back(FanoutEntry{std::string(e.key), record_of(e, regions), e.seq});
+        });
+    }
+
+    /// `target` holds every entry up to `up_to_seq`; entries nobody is owed any more leave.
+    /// Returns how many entries stopped being owed to `target`.
+    std::size_t acknowledge(std::size_t target, std::uint64_t up_to_seq) noexcept {
+        std::size_t released = 0;
+        QueueEntry*& cursor = cursor_[target];
+        while (cursor != nullptr && cursor->seq <= up_to_seq) {
+            cursor = cursor->next;
+            ++released;
+        }
+        owed_[target] -= released;
+        while (head_ != nullptr &&
+               std::find(cursor_.begin(), cursor_.end(), head_) == cursor_.end()) {
+            QueueEntry* done = head_;
+            head_ = done->next;
+            (head_ ? head_->prev : tail_) = nullptr;
+            done->next = nullptr;
+            done->set_linked(false);
+            --queued_;
+            if (done->detached) {
+                copies_.erase(done->key);
+                EntryDeleter{}(done);
+            }
+        }
+        return released;
+    }
+
+    /// Entries owed to at least one target.
+    [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
+    /// Entries owed to `target`.
+    [[nodiscard]] std::size_t owed(std::size_t target) const noexcept { return owed_[target]; }
+    [[nodiscard]] const QueueEntry* head() const noexcept { return head_; }
+
+private:
+    mutable SpinMutex mu_;
+    std::size_t self_; ///< this queue's region: owes itself nothing
+    QueueEntry* head_{};
+    QueueEntry* tail_{};
+    std::vector<QueueEntry*> cursor_;
+    std::vector<std::size_t> owed_;
+    std::size_t queued_{};
+    std::unordered_map<std::string_view, QueueEntry*> copies_;
+};
+
+} // namespace geo::detail

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "fanout_queue.hpp"
+#include "spin_mutex.hpp"
+
+namespace geo::detail {
+
+/// What this replica knows of one region's stream of writes: the last commit sequence of the
+/// region (its own commits when it is written here, the highest seq applied from it when its
+/// writes arrive from a peer).
+///
+/// `stream_mutex()` serializes the entries received from the region, so "at or below seq is
+/// already applied" is decided and acted on atomically. `seq` is atomic because a local
+/// commit takes it under the region's queue lock instead, and readers take no lock.
+class RegionStream {
+public:
+    [[nodiscard]] SpinMutex& stream_mutex() noexcept { return stream_mu_; }
+
+    [[nodiscard]] std::uint64_t seq() const noexcept { return seq_.load(std::memory_order_relaxed); }
+
+    /// The region's next commit sequence (local commits: caller holds the region's queue lock,
+    /// so seqs enter the queue in order).
+    [[nodiscard]] std::uint64_t next_seq() noexcept {
+        return seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+
+    /// Never moves backwards.
+    void raise_seq(std::uint64_t seq) noexcept {
+        std::uint64_t current = seq_.load(std::memory_order_relaxed);
+        while (seq > current &&
+               !seq_.compare_exchange_weak(current, seq, std::memory_order_relaxed)) {
+        }
+    }
+
+    /// Only before the replica is shared (construction).
+    void reset_seq(std::uint64_t seq) noexcept { seq_.store(seq, std::memory_order_relaxed); }
+
+private:
+    SpinMutex stream_mu_;
+    std::atomic<std::uint64_t> seq_{0};
+};
+
+/// Everything kept per configured region, on cache lines of its own so writers of different
+/// regions do not share lines: the queue of its writes owed to peers, its stream, and the id
+/// of its Raft group (which keys its vector-clock entry), if one was given.
+struct alignas(128) RegionState {
+    RegionState(std::size_t self, std::size_t region_count) : queue(self, region_count) {}
+
+    FanoutQueue queue;
+    RegionStream stream;
+    std::optional<std::uint64_t> group_id;
+};
+
+} // namespace geo::detail
