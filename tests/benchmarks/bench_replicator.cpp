@@ -1,4 +1,4 @@
-// Benchmarks of BENCHMARKS.md for geo::ActiveActiveReplicator: a plain std::chrono harness.
+// Benchmarks of docs/benchmarks.md for geo::ActiveActiveReplicator: a plain std::chrono harness.
 //
 // Every figure is a ratio against a floor measured in the same run, over the same pre-built
 // keys, the same key sequence and the same timestamps: std::unordered_map<std::string, Record>
