@@ -20,18 +20,20 @@
 // when a result's check failed or the JSON could not be written; 2 on a usage error or when
 // the --json file cannot be opened (checked before the run).
 //
-//   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]
+//   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W3h,W4,M1,S1,D1]
 //                    [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]
 //
 // Defaults: N = 10^6, K = 10^5, 5 repetitions. --quick is a smoke run (N = 20000, K = 2000,
 // 2 repetitions); --n/--k/--reps still override it. --verbose prints every repetition's time
 // on stderr. The timed loops are never-inlined functions (geo_w1_writes, floor_w1_writes,
-// geo_drain, geo_w2_writes, floor_w2_writes, geo_w3_writes), so a profiler can select them, e.g.
+// geo_drain, geo_w2_writes, floor_w2_writes, geo_w3_writes, geo_w3h_writes), so a profiler can
+// select them, e.g.
 //   valgrind --tool=callgrind --toggle-collect='*geo_w1_writes*' bench_replicator --only W1
 //
 // What is timed. Outside the clock everywhere: building keys and values, random numbers and
-// vector clocks (all pre-generated), constructing and destroying the replicator or the map,
-// destroying drained batches, and the checks.
+// vector clocks (all pre-generated; only W3h builds clocks in its loop, as that is what it
+// measures), constructing and destroying the replicator or the map, destroying drained
+// batches, and the checks.
 //   W1  N apply_local_write(us-east-1, key i % K, value, kT0 + i), then drain_fanout from
 //       us-east-1 to each of the two peers. geo_ns_per_op = (writes + drains) / N; the drain
 //       is also reported on its own. Floor: the same N writes (it has nothing to drain).
@@ -46,6 +48,12 @@
 //       the writes (default 25) instead increment a different node on the clock before the
 //       key's last one, so they are concurrent with the stored record, win by timestamp and
 //       raise a conflict. No drain.
+//   W3h W3 with host-built clocks: the host keeps each key's last clock (a vector indexed by
+//       key, empty before the first write, outside the clock) and, inside the timed loop,
+//       increments on it the node W3's pre-generated sequence picks for the write and passes
+//       a copy to apply_local_write (the copy and the increment are timed). Floor: as W3's.
+//       Checked: every write wins, no conflict, the host's clocks and the stored clock of each
+//       key equal W3's pre-generated final clocks, and the values equal the floor's.
 //   W4  W1 split in two: us-east-1 writes N/2 over keys [0, K/2), eu-west-1 writes N/2 over
 //       keys [K/2, K), each then drains its fanout to its two peers, on ONE replicator. Timed
 //       on 1 thread (one part after the other) and on 2 threads (one part each, wall clock
@@ -226,7 +234,7 @@ bool parse_count(const std::string& text, std::size_t& out) {
     std::fprintf(
         status == 0 ? stdout : stderr,
         "%s%s%s"
-        "usage: bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]\n"
+        "usage: bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W3h,W4,M1,S1,D1]\n"
         "                        [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]\n"
         "Prints a table of the results on stdout and writes them as one JSON object to PATH\n"
         "(default bench_replicator.json; with --json -, to stdout instead of the table).\n"
@@ -737,14 +745,20 @@ void report_w2(const Data& d, std::size_t n, std::size_t k, int reps) {
 // With `concurrent_pct` > 0, that share of writes (after a key's first) instead increments a
 // node other than the last writer's on the clock before the key's last one: concurrent with
 // the stored clock (checked here), so it wins by its larger timestamp and raises a conflict.
+// `nodes`, when given, receives the node each write increments (W3h replays them).
 std::vector<geo::VectorClock> make_w3_clocks(std::size_t n, std::size_t k, int concurrent_pct,
-                                             std::size_t& concurrent) {
+                                             std::size_t& concurrent,
+                                             std::vector<std::uint8_t>* nodes = nullptr) {
     std::mt19937_64 rng(0x5eed'0003);
     std::vector<geo::VectorClock> last(k);
     std::vector<geo::VectorClock> before_last(k);
     std::vector<geo::NodeId> last_node(k, 0);
     std::vector<geo::VectorClock> clocks;
     clocks.reserve(n);
+    if (nodes != nullptr) {
+        nodes->clear();
+        nodes->reserve(n);
+    }
     concurrent = 0;
     round_robin(n, k, [&](std::size_t key, std::size_t) {
         geo::VectorClock clock;
@@ -770,6 +784,9 @@ std::vector<geo::VectorClock> make_w3_clocks(std::size_t n, std::size_t k, int c
         before_last[key] = std::move(last[key]);
         last[key] = clock;
         last_node[key] = node;
+        if (nodes != nullptr) {
+            nodes->push_back(static_cast<std::uint8_t>(node));
+        }
         clocks.push_back(std::move(clock));
     });
     return clocks;
@@ -833,6 +850,89 @@ void report_w3(const char* id, const Data& d, std::size_t n, std::size_t k, int 
         .timing(geo_t, floor_t, nn, 3.0)
         .count("concurrent_pct", static_cast<std::uint64_t>(concurrent_pct))
         .num("concurrent_fraction", static_cast<double>(concurrent) / nn, 3)
+        .flag("check", ok)
+        .collect();
+}
+
+// ---- W3h ----------------------------------------------------------------------------------
+
+// W3 with the clocks built by the host in the loop: `last[key]` is the key's last clock (empty
+// before its first write); write i increments nodes[i] on it in place, keeping it for the key's
+// next write, and passes a copy (apply_local_write takes the clock by value). One copy and one
+// increment per write: what a host that keeps its keys' clocks pays. Copying first and
+// incrementing the copy would need a second copy to keep the new clock.
+GEO_BENCH_NOINLINE std::size_t geo_w3h_writes(geo::ActiveActiveReplicator& geo, const Data& d,
+                                              const std::vector<std::uint8_t>& nodes,
+                                              std::vector<geo::VectorClock>& last, std::size_t n,
+                                              std::size_t k) {
+    const std::string* keys = d.keys.data();
+    const std::string* values = d.values.data();
+    std::size_t wins = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        geo::VectorClock& clock = last[key];
+        clock.increment(nodes[i]);
+        const geo::GeoWriteOutcome out =
+            geo.apply_local_write(kUs, keys[key], values[i % kValuePool], kT0 + i, clock);
+        wins += std::holds_alternative<geo::Committed>(out) ? 1 : 0;
+    });
+    return wins;
+}
+
+void report_w3h(const Data& d, std::size_t n, std::size_t k, int reps) {
+    std::fprintf(stderr, "bench: W3h n=%zu k=%zu\n", n, k);
+    // W3's node sequence, and each key's final clock as W3 pre-generates it (empty if unwritten).
+    std::vector<std::uint8_t> nodes;
+    std::vector<geo::VectorClock> expected(k);
+    {
+        std::size_t concurrent = 0;
+        std::vector<geo::VectorClock> clocks = make_w3_clocks(n, k, 0, concurrent, &nodes);
+        round_robin(n, k,
+                    [&](std::size_t key, std::size_t i) { expected[key] = std::move(clocks[i]); });
+    }
+    Best floor_t;
+    Best geo_t;
+    bool ok = true;
+    std::optional<FloorMap> floor_state;
+    alternate(
+        reps,
+        [&](int rep) {
+            FloorMap map;
+            const Stamp t0 = stamp();
+            floor_w1_writes(map, d, 0, n, k);
+            const Stamp t1 = stamp();
+            floor_t.add(between(t0, t1));
+            note_rep("W3h", "floor", rep, between(t0, t1), n);
+            if (rep == 0) {
+                floor_state = std::move(map);
+            }
+        },
+        [&](int rep) {
+            auto geo = make_geo(geo::ConflictResolutionMode::VectorClock);
+            std::vector<geo::VectorClock> last(k); // the host's clocks, empty before the clock
+            const Stamp t0 = stamp();
+            const std::size_t wins = geo_w3h_writes(*geo, d, nodes, last, n, k);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep("W3h", "geo", rep, between(t0, t1), n);
+            // Every write follows the stored clock: all win, none conflicts, and the host's
+            // clocks end as W3's.
+            ok = ok && wins == n && geo->conflict_count() == 0 && last == expected;
+            if (rep == 0) {
+                // The replicator stored the values of the floor and, for each key, the clock
+                // of its last write.
+                ok = ok && floor_state && same_state(*floor_state, *geo);
+                floor_state.reset();
+                for (std::size_t key = 0; ok && key < std::min(n, k); ++key) {
+                    const std::optional<geo::GeoRecord> rec = geo->get_record(d.keys[key]);
+                    ok = rec && rec->clock == expected[key];
+                }
+            }
+        });
+    const double nn = static_cast<double>(n);
+    JsonLine("W3h")
+        .count("n", n)
+        .count("k", k)
+        .timing(geo_t, floor_t, nn, 2.0)
         .flag("check", ok)
         .collect();
 }
@@ -1348,6 +1448,9 @@ int main(int argc, char** argv) {
     }
     if (selected(o, "W3c") && o.w3_concurrent_pct > 0) {
         report_w3("W3c", d, o.n, o.k, o.reps, o.w3_concurrent_pct);
+    }
+    if (selected(o, "W3h")) {
+        report_w3h(d, o.n, o.k, o.reps);
     }
     if (selected(o, "W4")) {
         report_w4(d, o.n, o.k, o.reps);
