@@ -7,6 +7,8 @@
 # object to build/release/bench_replicator.json (unless the arguments give their
 # own --json PATH; --json - prints the JSON instead of the table); flags: see its
 # --help. It ignores --benchmark_* flags meant for Google Benchmark executables.
+# The workloads, the floor they are measured against and their targets:
+# docs/benchmarks.md.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,4 +1,4 @@
-// Benchmarks of BENCHMARKS.md for geo::ActiveActiveReplicator: a plain std::chrono harness.
+// Benchmarks of docs/benchmarks.md for geo::ActiveActiveReplicator: a plain std::chrono harness.
 //
 // Every figure is a ratio against a floor measured in the same run, over the same pre-built
 // keys, the same key sequence and the same timestamps: std::unordered_map<std::string, Record>
@@ -20,18 +20,20 @@
 // when a result's check failed or the JSON could not be written; 2 on a usage error or when
 // the --json file cannot be opened (checked before the run).
 //
-//   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]
+//   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W3h,W4,W4n,M1,S1,D1]
 //                    [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]
 //
 // Defaults: N = 10^6, K = 10^5, 5 repetitions. --quick is a smoke run (N = 20000, K = 2000,
 // 2 repetitions); --n/--k/--reps still override it. --verbose prints every repetition's time
 // on stderr. The timed loops are never-inlined functions (geo_w1_writes, floor_w1_writes,
-// geo_drain, geo_w2_writes, floor_w2_writes, geo_w3_writes), so a profiler can select them, e.g.
+// geo_drain, geo_w2_writes, floor_w2_writes, geo_w3_writes, geo_w3h_writes), so a profiler can
+// select them, e.g.
 //   valgrind --tool=callgrind --toggle-collect='*geo_w1_writes*' bench_replicator --only W1
 //
 // What is timed. Outside the clock everywhere: building keys and values, random numbers and
-// vector clocks (all pre-generated), constructing and destroying the replicator or the map,
-// destroying drained batches, and the checks.
+// vector clocks (all pre-generated; only W3h builds clocks in its loop, as that is what it
+// measures), constructing and destroying the replicator or the map, destroying drained
+// batches, and the checks.
 //   W1  N apply_local_write(us-east-1, key i % K, value, kT0 + i), then drain_fanout from
 //       us-east-1 to each of the two peers. geo_ns_per_op = (writes + drains) / N; the drain
 //       is also reported on its own. Floor: the same N writes (it has nothing to drain).
@@ -46,12 +48,22 @@
 //       the writes (default 25) instead increment a different node on the clock before the
 //       key's last one, so they are concurrent with the stored record, win by timestamp and
 //       raise a conflict. No drain.
+//   W3h W3 with host-built clocks: the host keeps each key's last clock (a vector indexed by
+//       key, empty before the first write, outside the clock) and, inside the timed loop,
+//       increments on it the node W3's pre-generated sequence picks for the write and passes
+//       a copy to apply_local_write (the copy and the increment are timed). Floor: as W3's.
+//       Checked: every write wins, no conflict, the host's clocks and the stored clock of each
+//       key equal W3's pre-generated final clocks, and the values equal the floor's.
 //   W4  W1 split in two: us-east-1 writes N/2 over keys [0, K/2), eu-west-1 writes N/2 over
 //       keys [K/2, K), each then drains its fanout to its two peers, on ONE replicator. Timed
 //       on 1 thread (one part after the other) and on 2 threads (one part each, wall clock
 //       from the first start to the last finish, after a spin barrier). speedup = t(1) / t(2).
 //       floor_speedup is the same split over two private unordered_maps: what this machine
 //       gives to two threads that share nothing.
+//   W4n W4's speedup over floor_speedup, from the same measurement (selecting W4n alone runs
+//       W4 and reports only W4n): how much of what the machine gives two threads geo keeps,
+//       with the machine's own scaling factored out. paired_median_ratio is the median over
+//       repetitions of that quotient computed within each repetition.
 //   M1  Not a timing: in a fresh process (fork + exec of this binary), RSS before the first
 //       write (replicator or map already constructed, keys built) and peak RSS (VmHWM, reset
 //       through /proc/self/clear_refs when allowed) after W1's writes, without draining.
@@ -157,17 +169,21 @@ struct Best {
 
 // Median over repetitions of geo's wall time over the floor's in the same repetition (they run
 // back to back, so they share the machine's state of the moment): a second, noise-robust ratio.
+double median(std::vector<double> values) {
+    if (values.empty()) {
+        return kInf;
+    }
+    std::sort(values.begin(), values.end());
+    const std::size_t mid = values.size() / 2;
+    return values.size() % 2 != 0 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
 double paired_median_ratio(const Best& geo, const Best& floor) {
     std::vector<double> ratios;
     for (std::size_t i = 0; i < std::min(geo.walls.size(), floor.walls.size()); ++i) {
         ratios.push_back(geo.walls[i] / floor.walls[i]);
     }
-    if (ratios.empty()) {
-        return kInf;
-    }
-    std::sort(ratios.begin(), ratios.end());
-    const std::size_t mid = ratios.size() / 2;
-    return ratios.size() % 2 != 0 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
+    return median(std::move(ratios));
 }
 
 bool g_verbose = false; // --verbose
@@ -226,7 +242,8 @@ bool parse_count(const std::string& text, std::size_t& out) {
     std::fprintf(
         status == 0 ? stdout : stderr,
         "%s%s%s"
-        "usage: bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W4,M1,S1,D1]\n"
+        "usage: bench_replicator [--n N] [--k K] [--reps R]\n"
+        "                        [--only W1,W2,W3,W3c,W3h,W4,W4n,M1,S1,D1]\n"
         "                        [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]\n"
         "Prints a table of the results on stdout and writes them as one JSON object to PATH\n"
         "(default bench_replicator.json; with --json -, to stdout instead of the table).\n"
@@ -737,14 +754,20 @@ void report_w2(const Data& d, std::size_t n, std::size_t k, int reps) {
 // With `concurrent_pct` > 0, that share of writes (after a key's first) instead increments a
 // node other than the last writer's on the clock before the key's last one: concurrent with
 // the stored clock (checked here), so it wins by its larger timestamp and raises a conflict.
+// `nodes`, when given, receives the node each write increments (W3h replays them).
 std::vector<geo::VectorClock> make_w3_clocks(std::size_t n, std::size_t k, int concurrent_pct,
-                                             std::size_t& concurrent) {
+                                             std::size_t& concurrent,
+                                             std::vector<std::uint8_t>* nodes = nullptr) {
     std::mt19937_64 rng(0x5eed'0003);
     std::vector<geo::VectorClock> last(k);
     std::vector<geo::VectorClock> before_last(k);
     std::vector<geo::NodeId> last_node(k, 0);
     std::vector<geo::VectorClock> clocks;
     clocks.reserve(n);
+    if (nodes != nullptr) {
+        nodes->clear();
+        nodes->reserve(n);
+    }
     concurrent = 0;
     round_robin(n, k, [&](std::size_t key, std::size_t) {
         geo::VectorClock clock;
@@ -770,6 +793,9 @@ std::vector<geo::VectorClock> make_w3_clocks(std::size_t n, std::size_t k, int c
         before_last[key] = std::move(last[key]);
         last[key] = clock;
         last_node[key] = node;
+        if (nodes != nullptr) {
+            nodes->push_back(static_cast<std::uint8_t>(node));
+        }
         clocks.push_back(std::move(clock));
     });
     return clocks;
@@ -837,6 +863,89 @@ void report_w3(const char* id, const Data& d, std::size_t n, std::size_t k, int 
         .collect();
 }
 
+// ---- W3h ----------------------------------------------------------------------------------
+
+// W3 with the clocks built by the host in the loop: `last[key]` is the key's last clock (empty
+// before its first write); write i increments nodes[i] on it in place, keeping it for the key's
+// next write, and passes a copy (apply_local_write takes the clock by value). One copy and one
+// increment per write: what a host that keeps its keys' clocks pays. Copying first and
+// incrementing the copy would need a second copy to keep the new clock.
+GEO_BENCH_NOINLINE std::size_t geo_w3h_writes(geo::ActiveActiveReplicator& geo, const Data& d,
+                                              const std::vector<std::uint8_t>& nodes,
+                                              std::vector<geo::VectorClock>& last, std::size_t n,
+                                              std::size_t k) {
+    const std::string* keys = d.keys.data();
+    const std::string* values = d.values.data();
+    std::size_t wins = 0;
+    round_robin(n, k, [&](std::size_t key, std::size_t i) {
+        geo::VectorClock& clock = last[key];
+        clock.increment(nodes[i]);
+        const geo::GeoWriteOutcome out =
+            geo.apply_local_write(kUs, keys[key], values[i % kValuePool], kT0 + i, clock);
+        wins += std::holds_alternative<geo::Committed>(out) ? 1 : 0;
+    });
+    return wins;
+}
+
+void report_w3h(const Data& d, std::size_t n, std::size_t k, int reps) {
+    std::fprintf(stderr, "bench: W3h n=%zu k=%zu\n", n, k);
+    // W3's node sequence, and each key's final clock as W3 pre-generates it (empty if unwritten).
+    std::vector<std::uint8_t> nodes;
+    std::vector<geo::VectorClock> expected(k);
+    {
+        std::size_t concurrent = 0;
+        std::vector<geo::VectorClock> clocks = make_w3_clocks(n, k, 0, concurrent, &nodes);
+        round_robin(n, k,
+                    [&](std::size_t key, std::size_t i) { expected[key] = std::move(clocks[i]); });
+    }
+    Best floor_t;
+    Best geo_t;
+    bool ok = true;
+    std::optional<FloorMap> floor_state;
+    alternate(
+        reps,
+        [&](int rep) {
+            FloorMap map;
+            const Stamp t0 = stamp();
+            floor_w1_writes(map, d, 0, n, k);
+            const Stamp t1 = stamp();
+            floor_t.add(between(t0, t1));
+            note_rep("W3h", "floor", rep, between(t0, t1), n);
+            if (rep == 0) {
+                floor_state = std::move(map);
+            }
+        },
+        [&](int rep) {
+            auto geo = make_geo(geo::ConflictResolutionMode::VectorClock);
+            std::vector<geo::VectorClock> last(k); // the host's clocks, empty before the clock
+            const Stamp t0 = stamp();
+            const std::size_t wins = geo_w3h_writes(*geo, d, nodes, last, n, k);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep("W3h", "geo", rep, between(t0, t1), n);
+            // Every write follows the stored clock: all win, none conflicts, and the host's
+            // clocks end as W3's.
+            ok = ok && wins == n && geo->conflict_count() == 0 && last == expected;
+            if (rep == 0) {
+                // The replicator stored the values of the floor and, for each key, the clock
+                // of its last write.
+                ok = ok && floor_state && same_state(*floor_state, *geo);
+                floor_state.reset();
+                for (std::size_t key = 0; ok && key < std::min(n, k); ++key) {
+                    const std::optional<geo::GeoRecord> rec = geo->get_record(d.keys[key]);
+                    ok = rec && rec->clock == expected[key];
+                }
+            }
+        });
+    const double nn = static_cast<double>(n);
+    JsonLine("W3h")
+        .count("n", n)
+        .count("k", k)
+        .timing(geo_t, floor_t, nn, 2.0)
+        .flag("check", ok)
+        .collect();
+}
+
 // ---- W4 -----------------------------------------------------------------------------------
 
 struct Part {
@@ -869,15 +978,19 @@ double run_two_threads(Work0&& work0, Work1&& work1) {
     return ns_between(std::min(start[0], start[1]), std::max(end[0], end[1]));
 }
 
-void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
-    std::fprintf(stderr, "bench: W4 n=%zu k=%zu\n", n, k);
+struct W4Figures {
+    Best geo_1t; // wall times only: a thread's CPU time says nothing of a 2-thread wall clock
+    Best geo_2t;
+    Best floor_1t;
+    Best floor_2t;
+    bool ok = true;
+};
+
+W4Figures measure_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
     const std::array<Part, 2> parts{Part{kUs, 0, k / 2, n / 2},
                                     Part{kEu, k / 2, k - k / 2, n - n / 2}};
-    double geo_1t = kInf;
-    double geo_2t = kInf;
-    double floor_1t = kInf;
-    double floor_2t = kInf;
-    bool ok = k >= 2;
+    W4Figures fig;
+    fig.ok = k >= 2;
     auto geo_part = [&](geo::ActiveActiveReplicator& geo, const Part& p, Batches& batches) {
         geo_w1_writes(geo, p.region, d, p.key_base, p.n, p.k);
         return geo_drain(geo, p.region, batches);
@@ -888,7 +1001,11 @@ void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
         return geo.record_count() == keys && drained == 2 * keys &&
                geo.pending_fanout_len(kUs) == 0 && geo.pending_fanout_len(kEu) == 0;
     };
-    for (int rep = 0; rep < reps && ok; ++rep) {
+    auto add = [&](Best& into, const char* who, int rep, double wall) {
+        into.add(Span{wall, kInf});
+        note_rep("W4", who, rep, Span{wall, kInf}, n);
+    };
+    for (int rep = 0; rep < reps && fig.ok; ++rep) {
         {
             auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
             Batches batches;
@@ -897,9 +1014,8 @@ void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
             std::size_t drained = geo_part(*geo, parts[0], batches);
             drained += geo_part(*geo, parts[1], batches);
             const auto t1 = SteadyClock::now();
-            geo_1t = std::min(geo_1t, ns_between(t0, t1));
-            note_rep("W4", "geo 1 thread", rep, Span{ns_between(t0, t1), kInf}, n);
-            ok = ok && geo_check(*geo, drained);
+            add(fig.geo_1t, "geo 1 thread", rep, ns_between(t0, t1));
+            fig.ok = fig.ok && geo_check(*geo, drained);
         }
         {
             auto geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
@@ -910,9 +1026,8 @@ void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
             const double wall =
                 run_two_threads([&] { drained[0] = geo_part(*geo, parts[0], batches[0]); },
                                 [&] { drained[1] = geo_part(*geo, parts[1], batches[1]); });
-            geo_2t = std::min(geo_2t, wall);
-            note_rep("W4", "geo 2 threads", rep, Span{wall, kInf}, n);
-            ok = ok && geo_check(*geo, drained[0] + drained[1]);
+            add(fig.geo_2t, "geo 2 threads", rep, wall);
+            fig.ok = fig.ok && geo_check(*geo, drained[0] + drained[1]);
         }
         {
             std::array<FloorMap, 2> maps;
@@ -920,33 +1035,63 @@ void report_w4(const Data& d, std::size_t n, std::size_t k, int reps) {
             floor_w1_writes(maps[0], d, parts[0].key_base, parts[0].n, parts[0].k);
             floor_w1_writes(maps[1], d, parts[1].key_base, parts[1].n, parts[1].k);
             const auto t1 = SteadyClock::now();
-            floor_1t = std::min(floor_1t, ns_between(t0, t1));
-            note_rep("W4", "floor 1 thread", rep, Span{ns_between(t0, t1), kInf}, n);
+            add(fig.floor_1t, "floor 1 thread", rep, ns_between(t0, t1));
         }
         {
             std::array<FloorMap, 2> maps;
             const double wall = run_two_threads(
                 [&] { floor_w1_writes(maps[0], d, parts[0].key_base, parts[0].n, parts[0].k); },
                 [&] { floor_w1_writes(maps[1], d, parts[1].key_base, parts[1].n, parts[1].k); });
-            floor_2t = std::min(floor_2t, wall);
-            note_rep("W4", "floor 2 threads", rep, Span{wall, kInf}, n);
+            add(fig.floor_2t, "floor 2 threads", rep, wall);
         }
     }
+    return fig;
+}
+
+// W4 (geo's speedup) and W4n (geo's speedup over the floor's), from one measurement.
+void report_w4(const Data& d, std::size_t n, std::size_t k, int reps, bool w4, bool w4n) {
+    std::fprintf(stderr, "bench: W4 n=%zu k=%zu\n", n, k);
+    const W4Figures f = measure_w4(d, n, k, reps);
     const double nn = static_cast<double>(n);
-    JsonLine("W4")
-        .count("n", n)
-        .count("k", k)
-        .count("threads", 2)
-        .num("geo_1t_ns_per_op", geo_1t / nn)
-        .num("geo_2t_ns_per_op", geo_2t / nn)
-        .num("speedup", geo_1t / geo_2t, 3)
-        .num("target", 1.6, 1)
-        .num("floor_1t_ns_per_op", floor_1t / nn)
-        .num("floor_2t_ns_per_op", floor_2t / nn)
-        .num("floor_speedup", floor_1t / floor_2t, 3)
-        .count("hardware_threads", std::thread::hardware_concurrency())
-        .flag("check", ok)
-        .collect();
+    const double speedup = f.geo_1t.wall / f.geo_2t.wall;
+    const double floor_speedup = f.floor_1t.wall / f.floor_2t.wall;
+    if (w4) {
+        JsonLine("W4")
+            .count("n", n)
+            .count("k", k)
+            .count("threads", 2)
+            .num("geo_1t_ns_per_op", f.geo_1t.wall / nn)
+            .num("geo_2t_ns_per_op", f.geo_2t.wall / nn)
+            .num("speedup", speedup, 3)
+            .num("target", 1.6, 1)
+            .num("floor_1t_ns_per_op", f.floor_1t.wall / nn)
+            .num("floor_2t_ns_per_op", f.floor_2t.wall / nn)
+            .num("floor_speedup", floor_speedup, 3)
+            .count("hardware_threads", std::thread::hardware_concurrency())
+            .flag("check", f.ok)
+            .collect();
+    }
+    if (w4n) {
+        // Each repetition times all four back to back: the median of its own normalized
+        // speedup is robust to the machine's load changing between repetitions.
+        std::vector<double> normalized;
+        for (std::size_t i = 0; i < f.floor_2t.walls.size(); ++i) {
+            normalized.push_back((f.geo_1t.walls[i] / f.geo_2t.walls[i]) /
+                                 (f.floor_1t.walls[i] / f.floor_2t.walls[i]));
+        }
+        JsonLine("W4n")
+            .count("n", n)
+            .count("k", k)
+            .count("threads", 2)
+            .num("speedup", speedup, 3)
+            .num("floor_speedup", floor_speedup, 3)
+            .num("ratio", speedup / floor_speedup, 3)
+            .num("paired_median_ratio", median(std::move(normalized)), 3)
+            .num("target", 0.85, 2)
+            .count("hardware_threads", std::thread::hardware_concurrency())
+            .flag("check", f.ok)
+            .collect();
+    }
 }
 
 // ---- D1 -----------------------------------------------------------------------------------
@@ -1152,6 +1297,9 @@ TableView table_view(std::string_view workload) {
     if (workload == "W4") { // 1 thread vs 2 threads; the ratio is the speedup
         return {"geo_1t_ns_per_op", "geo_2t_ns_per_op", "speedup", true};
     }
+    if (workload == "W4n") { // geo's speedup vs the floor's; the ratio is geo's over the floor's
+        return {"speedup", "floor_speedup", "ratio", true};
+    }
     if (workload == "M1") {
         return {"geo_bytes_per_key", "floor_bytes_per_key", "ratio", false};
     }
@@ -1177,6 +1325,9 @@ std::string table_note(const JsonLine& r) {
     }
     if (w == "W4") {
         return "floor_speedup " + r.cell("floor_speedup");
+    }
+    if (w == "W4n") {
+        return "paired_median " + r.cell("paired_median_ratio");
     }
     if (w == "M1") {
         return "bytes per key";
@@ -1264,6 +1415,10 @@ void print_table(const JsonLine& meta, const std::vector<JsonLine>& results) {
     if (present("W4")) {
         std::printf("W4: ns/op on 1 thread | 2 threads, ratio = speedup, met if >= target.\n");
     }
+    if (present("W4n")) {
+        std::printf("W4n: 2-thread speedup, geo | floor, ratio = geo's / floor's, met if >= "
+                    "target.\n");
+    }
     if (present("M1")) {
         std::printf("M1: peak bytes per key, geo | floor.\n");
     }
@@ -1349,8 +1504,11 @@ int main(int argc, char** argv) {
     if (selected(o, "W3c") && o.w3_concurrent_pct > 0) {
         report_w3("W3c", d, o.n, o.k, o.reps, o.w3_concurrent_pct);
     }
-    if (selected(o, "W4")) {
-        report_w4(d, o.n, o.k, o.reps);
+    if (selected(o, "W3h")) {
+        report_w3h(d, o.n, o.k, o.reps);
+    }
+    if (selected(o, "W4") || selected(o, "W4n")) {
+        report_w4(d, o.n, o.k, o.reps, selected(o, "W4"), selected(o, "W4n"));
     }
     if (selected(o, "M1")) {
         report_m1(o);
