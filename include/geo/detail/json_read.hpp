@@ -1,9 +1,10 @@
 #pragma once
 
 /// The reader machinery behind geo/json.hpp: errors that carry a field path, the generic
-/// `read_value`/`read_field` readers, and the wire forms shared by several types (durations,
-/// node id keys). Kept apart from the per-type conversions so that each stays readable; include
-/// <geo/json.hpp>, not this header. Everything here is an implementation detail.
+/// `read_value`/`read_field` readers, and the wire forms several types share (durations, both
+/// ways; node id keys; unsigned sizes). Kept apart from the per-type conversions so that json.hpp
+/// reads as the wire format, one type after another. Include <geo/json.hpp>, not this header:
+/// everything here is an implementation detail.
 
 #include <chrono>
 #include <cstddef>
@@ -210,7 +211,8 @@ void read_value(const json& j, std::map<std::string, T>& out) {
     out = std::move(items);
 }
 
-/// Every other type through nlohmann, which finds the geo overloads below by ADL.
+/// Every other type through nlohmann, which finds geo's from_json (json.hpp) by ADL when this
+/// is instantiated, so this header need not know the wire types.
 template <class T>
 void read_value(const json& j, T& out) {
     j.get_to(out);
