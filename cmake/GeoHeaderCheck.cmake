@@ -38,4 +38,9 @@ function(geo_add_header_check target include_root subdir)
             -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast -Wnon-virtual-dtor
             -Wcast-align -Woverloaded-virtual -Wdouble-promotion)
     endif()
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+        # g++ only (clang has no such warning). It skips casts in template instantiations, so
+        # it covers the non-template code these units compile.
+        target_compile_options(${target} PRIVATE -Wuseless-cast)
+    endif()
 endfunction()

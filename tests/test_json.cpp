@@ -16,8 +16,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// DESIGN.md section 2, output of the original Rust module. The record and group are verbatim;
-// the config is verbatim except that its elisions (`[...]`, `, ...`) are filled in.
+// Examples of what the Rust module writes (the active-active geo replication module of
+// oxirs-cluster 0.3.1, whose JSON format geo keeps; docs/design.md describes the wire format).
+// The record and group are verbatim; the config is verbatim except that its elisions
+// (`[...]`, `, ...`) are filled in.
 constexpr const char* config_fixture =
     R"({"regions":["us-east-1","eu-west-1","ap-south-1"],"local_region":"us-east-1","primary_tier":{"primary":["us-east-1","eu-west-1","ap-south-1"]},"routing_rules":[{"name":"eu","subject_prefix":"https://eu.example.org/","tenant_id":"acme","target_region":"eu-west-1","consistency":"EachQuorum"}, {"name":"default","subject_prefix":null,"tenant_id":null,"target_region":"us-east-1","consistency":"LocalAsync"}],"conflict_mode":"LastWriterWins","max_lag":{"secs":5,"nanos":0}})";
 constexpr const char* record_fixture =
@@ -116,7 +118,7 @@ TEST_CASE("the Rust module's config example parses field by field", "[json][fixt
     CHECK_NOTHROW(config.validate());
 }
 
-TEST_CASE("the config example written back equals the original plus the added fields at defaults",
+TEST_CASE("the config example written back equals the example plus the added fields at defaults",
           "[json][fixture]") {
     const json original = json::parse(config_fixture);
     json written = geo::parse_config(config_fixture);
@@ -142,7 +144,7 @@ TEST_CASE("the Rust module's record example parses, with seq 0 and not deleted",
     CHECK_FALSE(record.deleted);
 }
 
-TEST_CASE("the record example written back equals the original plus seq and deleted",
+TEST_CASE("the record example written back equals the example plus seq and deleted",
           "[json][fixture]") {
     json written = geo::from_json_text<geo::GeoRecord>(record_fixture);
     CHECK(written["seq"] == 0);
@@ -413,7 +415,7 @@ TEST_CASE("malformed configs throw ParseError naming the field's path", "[json][
     check_rejected({
         {"unknown conflict mode", config,
          mutated_config([](json& j) { j["conflict_mode"] = "Newest"; }), "conflict_mode"},
-        {"missing required seed field", config,
+        {"missing field the Rust module requires", config,
          mutated_config([](json& j) { j.erase("local_region"); }), "local_region: missing"},
         {"nanos out of range", config,
          mutated_config([](json& j) { j["max_lag"]["nanos"] = 1000000000; }), "max_lag.nanos"},

@@ -7,6 +7,7 @@
 #include <memory>
 #include <random>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,16 @@ namespace geo::detail {
 #endif
 }
 
+/// `word` as a std::size_t: all of it, or its low half where size_t has 32 bits. A template
+/// because where size_t is uint64_t the cast is a no-op that g++ -Wuseless-cast flags in plain
+/// code (not in a template instantiation), while a plain conversion would be -Wconversion on
+/// 32-bit targets.
+template <class Word>
+[[nodiscard]] constexpr std::size_t low_size_bits(Word word) noexcept {
+    static_assert(std::is_unsigned_v<Word> && sizeof(Word) >= sizeof(std::size_t));
+    return static_cast<std::size_t>(word);
+}
+
 [[nodiscard]] inline std::uint64_t load_word(const char* p) noexcept {
     std::uint64_t word;
     std::memcpy(&word, p, sizeof word);
@@ -48,7 +59,7 @@ namespace geo::detail {
     const std::uint64_t s1 = k1 ^ seed;
     const char* p = key.data();
     std::size_t n = key.size();
-    std::uint64_t h = k0 ^ seed ^ (static_cast<std::uint64_t>(n) * k2);
+    std::uint64_t h = k0 ^ seed ^ (n * k2); // n (size_t) widens to uint64_t, never narrows
     while (n > 16) {
         h = fold_multiply(load_word(p) ^ s1, load_word(p + 8) ^ h);
         p += 16;
@@ -65,8 +76,7 @@ namespace geo::detail {
         std::memcpy(&a, tail, sizeof a);
     }
     h = fold_multiply(a ^ s1, b ^ h);
-    return static_cast<std::size_t>(
-        fold_multiply(h ^ k2, static_cast<std::uint64_t>(key.size()) ^ k0));
+    return low_size_bits(fold_multiply(h ^ k2, key.size() ^ k0));
 }
 
 /// A seed for hash_key, different in every replicator (hashes are never stored or shipped).
@@ -80,7 +90,7 @@ namespace geo::detail {
     }
     const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
     seed ^= static_cast<std::uint64_t>(now) * 0x9e3779b97f4a7c15ULL;
-    seed ^= static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&seed));
+    seed ^= reinterpret_cast<std::uintptr_t>(&seed); // uintptr_t widens to uint64_t
     return seed;
 }
 
