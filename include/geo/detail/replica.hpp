@@ -27,9 +27,9 @@ namespace geo::detail {
 ///
 ///   1. a region's stream lock (RegionStream::stream_mutex), one at a time;
 ///   2. one key shard (KeyShard::mutex);
-///   3. one fanout queue at a time (FanoutQueue::mutex); the write path may hold the queue of
-///      the writing region while taking the queue that owes the key's previous write, always
-///      in that order and never the other way round;
+///   3. one fanout queue (FanoutQueue::mutex); never a second one while holding it (the
+///      write path releases the queue that owed the key's previous write before taking the
+///      writing region's);
 ///   4. the conflict log (ConflictLog, inside its own methods).
 ///
 /// The listener set's lock is never taken under another, and listeners run with no lock held.
