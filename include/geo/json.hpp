@@ -242,6 +242,7 @@ inline void to_json(nlohmann::json& j, const FanoutEntry& entry) {
     j["key"] = entry.key;
     j["record"] = entry.record;
     j["seq"] = entry.seq;
+    j["prev_seq"] = entry.prev_seq;
 }
 
 inline void from_json(const nlohmann::json& j, FanoutEntry& entry) {
@@ -250,6 +251,7 @@ inline void from_json(const nlohmann::json& j, FanoutEntry& entry) {
     detail::read_field(j, "key", result.key);
     detail::read_field(j, "record", result.record);
     detail::read_field(j, "seq", result.seq);
+    detail::read_field_if_present(j, "prev_seq", result.prev_seq);
     entry = std::move(result);
 }
 
@@ -313,6 +315,22 @@ inline void from_json(const nlohmann::json& j, AlreadyApplied& outcome) {
     outcome = std::move(result);
 }
 
+inline void to_json(nlohmann::json& j, const OutOfOrder& outcome) {
+    j = nlohmann::json::object();
+    j["region"] = outcome.region;
+    j["seq"] = outcome.seq;
+    j["applied_seq"] = outcome.applied_seq;
+}
+
+inline void from_json(const nlohmann::json& j, OutOfOrder& outcome) {
+    detail::expect_object(j);
+    OutOfOrder result;
+    detail::read_field(j, "region", result.region);
+    detail::read_field(j, "seq", result.seq);
+    detail::read_field(j, "applied_seq", result.applied_seq);
+    outcome = std::move(result);
+}
+
 namespace detail {
 [[nodiscard]] constexpr std::string_view outcome_tag(const Committed&) noexcept {
     return "Committed";
@@ -322,6 +340,9 @@ namespace detail {
 }
 [[nodiscard]] constexpr std::string_view outcome_tag(const AlreadyApplied&) noexcept {
     return "AlreadyApplied";
+}
+[[nodiscard]] constexpr std::string_view outcome_tag(const OutOfOrder&) noexcept {
+    return "OutOfOrder";
 }
 
 template <std::size_t I = 0>
@@ -360,15 +381,16 @@ inline void from_json(const nlohmann::json& j, GeoWriteOutcome& outcome) {
     if (j.size() != 1) {
         throw detail::FieldParseError(
             "",
-            "expected exactly one key (Committed, RejectedByConflict or AlreadyApplied), found " +
+            "expected exactly one key (Committed, RejectedByConflict, AlreadyApplied or "
+            "OutOfOrder), found " +
                 std::to_string(j.size()));
     }
     const std::string& tag = j.begin().key();
     GeoWriteOutcome result;
     if (!detail::read_outcome_alternative(tag, j.begin().value(), result)) {
         throw detail::FieldParseError("", "unknown write outcome " + detail::quoted(tag) +
-                                              " (expected Committed, RejectedByConflict or "
-                                              "AlreadyApplied)");
+                                              " (expected Committed, RejectedByConflict, "
+                                              "AlreadyApplied or OutOfOrder)");
     }
     outcome = std::move(result);
 }

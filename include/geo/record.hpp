@@ -59,15 +59,32 @@ struct AlreadyApplied {
     friend bool operator!=(const AlreadyApplied& a, const AlreadyApplied& b) { return !(a == b); }
 };
 
-using GeoWriteOutcome = std::variant<Committed, RejectedByConflict, AlreadyApplied>;
+/// An entry whose `prev_seq` is above the highest seq applied from `region` (`applied_seq`):
+/// an entry before it was lost or reordered in transit. Nothing changed; the sender re-sends
+/// from the acknowledged cursor.
+struct OutOfOrder {
+    RegionId region;
+    std::uint64_t seq{};
+    std::uint64_t applied_seq{};
+    friend bool operator==(const OutOfOrder& a, const OutOfOrder& b) {
+        return a.seq == b.seq && a.applied_seq == b.applied_seq && a.region == b.region;
+    }
+    friend bool operator!=(const OutOfOrder& a, const OutOfOrder& b) { return !(a == b); }
+};
+
+using GeoWriteOutcome = std::variant<Committed, RejectedByConflict, AlreadyApplied, OutOfOrder>;
 
 /// One committed write owed to a peer region; hosts ship batches of these.
 struct FanoutEntry {
     std::string key;
     GeoRecord record;
     std::uint64_t seq{}; ///< the source region's commit sequence (equals record.seq)
+    /// The seq this entry follows in its stream (the entry before it, or the target's
+    /// acknowledged seq); 0: no check, as from senders that do not track it.
+    std::uint64_t prev_seq{};
     friend bool operator==(const FanoutEntry& a, const FanoutEntry& b) {
-        return a.seq == b.seq && a.key == b.key && a.record == b.record;
+        return a.seq == b.seq && a.prev_seq == b.prev_seq && a.key == b.key &&
+               a.record == b.record;
     }
     friend bool operator!=(const FanoutEntry& a, const FanoutEntry& b) { return !(a == b); }
 };
