@@ -19,6 +19,7 @@ namespace {
 
 using geo::ActiveActiveReplicator;
 using geo::AlreadyApplied;
+using geo::OutOfOrder;
 using geo::Committed;
 using geo::ConflictResolutionMode;
 using geo::FanoutEntry;
@@ -273,13 +274,39 @@ TEST_CASE("re-delivering an entry answers AlreadyApplied and changes nothing", "
     }
 }
 
-TEST_CASE("an entry older than one already applied answers AlreadyApplied", "[loss][replay]") {
+TEST_CASE("an entry delivered before the one it follows answers OutOfOrder and changes nothing",
+          "[loss][replay]") {
     auto a = replica(us, ConflictResolutionMode::LastWriterWins);
     auto b = replica(eu, ConflictResolutionMode::LastWriterWins);
     REQUIRE(std::holds_alternative<Committed>(a->put("k1", "old")));
     REQUIRE(std::holds_alternative<Committed>(a->put("k2", "new")));
     const auto batch = a->peek_fanout(us, eu);
     REQUIRE(batch.size() == 2);
+    REQUIRE(batch[1].prev_seq == batch[0].seq);
+
+    REQUIRE(b->apply_remote(us, batch[1]) ==
+            GeoWriteOutcome{OutOfOrder{us, batch[1].seq, 0}});
+    REQUIRE_FALSE(b->get_record("k2").has_value());
+    REQUIRE(b->region_sequences().at(us) == 0);
+    // The sender re-sends from the acknowledged cursor: both arrive.
+    REQUIRE(std::holds_alternative<Committed>(b->apply_remote(us, batch[0])));
+    REQUIRE(std::holds_alternative<Committed>(b->apply_remote(us, batch[1])));
+    REQUIRE(b->get("k1") == "old");
+    REQUIRE(b->get("k2") == "new");
+}
+
+TEST_CASE("an entry without prev_seq older than one already applied answers AlreadyApplied",
+          "[loss][replay]") {
+    // Senders that do not track prev_seq (0: no check) get the FIFO-stream behaviour.
+    auto a = replica(us, ConflictResolutionMode::LastWriterWins);
+    auto b = replica(eu, ConflictResolutionMode::LastWriterWins);
+    REQUIRE(std::holds_alternative<Committed>(a->put("k1", "old")));
+    REQUIRE(std::holds_alternative<Committed>(a->put("k2", "new")));
+    auto batch = a->peek_fanout(us, eu);
+    REQUIRE(batch.size() == 2);
+    for (auto& entry : batch) {
+        entry.prev_seq = 0;
+    }
 
     REQUIRE(b->apply_remote(us, batch[1]) == GeoWriteOutcome{Committed{us, batch[1].seq}});
     REQUIRE(b->apply_remote(us, batch[0]) == GeoWriteOutcome{AlreadyApplied{us, batch[0].seq}});

@@ -3,10 +3,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <istream>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,6 +16,7 @@
 
 #include "config.hpp"
 #include "detail/replica.hpp"
+#include "detail/snapshot_path.hpp"
 #include "detail/write_path.hpp"
 #include "error.hpp"
 #include "hybrid_clock.hpp"
@@ -61,7 +64,7 @@ public:
     /// it, and entries of that origin at or below it count as already applied.
     ActiveActiveReplicator(ActiveActiveGeoConfig config, std::vector<RegionRaftGroup> groups,
                            std::function<std::uint64_t()> physical_ms)
-        : rep_(checked(std::move(config), groups), groups, std::move(physical_ms)) {}
+        : rep_(detail::checked_config(std::move(config), groups), groups, std::move(physical_ms)) {}
 
     ActiveActiveReplicator(const ActiveActiveReplicator&) = delete;
     ActiveActiveReplicator& operator=(const ActiveActiveReplicator&) = delete;
@@ -90,26 +93,48 @@ public:
     GeoWriteOutcome apply_local_write(std::string_view region, std::string_view key,
                                       std::string_view value, std::uint64_t timestamp_ms,
                                       VectorClock clock = {}) {
-        return commit_local(region_index(region), key, value, false, timestamp_ms, &clock);
+        return commit_local(region_index(region), key, value, false, Stamp::Host, timestamp_ms,
+                            &clock);
     }
 
     /// Like `apply_local_write`, for a delete: stores a tombstone.
     GeoWriteOutcome apply_local_delete(std::string_view region, std::string_view key,
                                        std::uint64_t timestamp_ms, VectorClock clock = {}) {
-        return commit_local(region_index(region), key, {}, true, timestamp_ms, &clock);
+        return commit_local(region_index(region), key, {}, true, Stamp::Host, timestamp_ms, &clock);
     }
 
-    /// Writes `value` in the local region, stamped by the hybrid clock (and, in vector-clock
-    /// mode, with the key's clock advanced on the local group's entry). Always committed.
+    /// Writes `value` in the local region, stamped by this node's hybrid clock (and, in
+    /// vector-clock mode, with the key's clock advanced on the local group's entry). Not for a
+    /// Raft group's apply path (each node's clock differs): use the overload with a timestamp.
     GeoWriteOutcome put(std::string_view key, std::string_view value) {
         check_local_group();
-        return commit_local(rep_.local, key, value, false, std::nullopt, nullptr);
+        return commit_local(rep_.local, key, value, false, Stamp::Clock, 0, nullptr);
     }
 
     /// Deletes `key` in the local region: a tombstone that wins over every older write.
     GeoWriteOutcome erase(std::string_view key) {
         check_local_group();
-        return commit_local(rep_.local, key, {}, true, std::nullopt, nullptr);
+        return commit_local(rep_.local, key, {}, true, Stamp::Clock, 0, nullptr);
+    }
+
+    /// The stamp a proposer puts in a write's log entry: strictly above every stamp before
+    /// and every timestamp applied so far. Not state: only the proposer calls it.
+    [[nodiscard]] std::uint64_t next_timestamp() { return rep_.clock.next(); }
+
+    /// A local write whose timestamp comes from the Raft log: the same calls in the same order
+    /// give the same outcomes and state on every node, whatever its physical clock. Resolved
+    /// like any write (LWW: a remote write with a later timestamp wins, RejectedByConflict).
+    /// Vector-clock mode derives the clock as `put(key, value)` does and lifts a timestamp at
+    /// or below the stored record's just above it (refused at the top of the range).
+    GeoWriteOutcome put(std::string_view key, std::string_view value, std::uint64_t timestamp_ms) {
+        check_local_group();
+        return commit_local(rep_.local, key, value, false, Stamp::Log, timestamp_ms, nullptr);
+    }
+
+    /// Like `put(key, value, timestamp_ms)`, for a delete.
+    GeoWriteOutcome erase(std::string_view key, std::uint64_t timestamp_ms) {
+        check_local_group();
+        return commit_local(rep_.local, key, {}, true, Stamp::Log, timestamp_ms, nullptr);
     }
 
     /// A peer's write as the Rust module's API delivers it: resolved like any write, never
@@ -160,18 +185,20 @@ public:
 
     // ---- fanout ---------------------------------------------------------------------------
 
-    /// Up to `max_entries` entries of `source` not yet acknowledged by `target`, ascending seq,
-    /// left in place. Costs O(entries returned), not O(queue).
+    /// Up to `max_entries` entries of `source` not yet acknowledged by `target` with a seq above
+    /// `after_seq` (a sender pipelining batches passes the last seq it sent), ascending seq,
+    /// left in place, each with the `prev_seq` it follows. Costs O(entries skipped + returned).
     [[nodiscard]] std::vector<FanoutEntry>
     peek_fanout(std::string_view source, std::string_view target,
-                std::size_t max_entries = std::numeric_limits<std::size_t>::max()) const {
+                std::size_t max_entries = std::numeric_limits<std::size_t>::max(),
+                std::uint64_t after_seq = 0) const {
         const std::size_t s = region_index(source);
         const std::size_t t = region_index(target);
         std::vector<FanoutEntry> batch;
         if (s != t) {
             const detail::FanoutQueue& queue = rep_.regions[s]->queue;
             std::lock_guard<detail::SpinMutex> lock(queue.mutex());
-            queue.collect(t, max_entries, rep_.config.regions, batch);
+            queue.collect(t, max_entries, rep_.config.regions, batch, after_seq);
         }
         return batch;
     }
@@ -186,9 +213,9 @@ public:
         if (s == t) {
             return 0;
         }
-        detail::FanoutQueue& queue = rep_.regions[s]->queue;
-        std::lock_guard<detail::SpinMutex> lock(queue.mutex());
-        return queue.acknowledge(t, up_to_seq);
+        detail::RegionState& state = *rep_.regions[s];
+        std::lock_guard<detail::SpinMutex> lock(state.queue.mutex());
+        return state.queue.acknowledge(t, up_to_seq, state.stream.seq());
     }
 
     /// Every entry of `source` owed to `target`, oldest first, acknowledged at once. A failed
@@ -202,7 +229,7 @@ public:
             std::lock_guard<detail::SpinMutex> lock(queue.mutex());
             queue.collect(t, std::numeric_limits<std::size_t>::max(), rep_.config.regions, batch);
             if (!batch.empty()) {
-                queue.acknowledge(t, batch.back().seq);
+                queue.acknowledge(t, batch.back().seq, rep_.regions[s]->stream.seq());
             }
         }
         return batch;
@@ -268,13 +295,38 @@ public:
 
     // ---- tombstones -----------------------------------------------------------------------
 
-    /// Removes tombstones older than `tombstone_grace` (by the physical clock) that this process
-    /// no longer owes to any peer. The origin of a delete knows every peer acknowledged it;
-    /// other replicas cannot, and rely on the grace period alone: as in Cassandra, every
-    /// delivery must finish within it, or a write older than the delete that arrives after the
-    /// purge brings the key back. Never called implicitly; O(keys).
-    std::size_t purge_tombstones() {
-        return detail::WritePath::purge_tombstones(rep_, rep_.clock.purge_cutoff());
+    /// Removes tombstones stamped at least `tombstone_grace` before `now_ms` that this process
+    /// no longer owes to any peer; a Raft group puts the purge and its time in the log, so
+    /// every node purges at the same point. The origin of a delete knows every peer
+    /// acknowledged it; other replicas cannot, and rely on the grace period alone: as in
+    /// Cassandra, every delivery must finish within it, or a write older than the delete that
+    /// arrives after the purge brings the key back. Never called implicitly; O(keys).
+    std::size_t purge_tombstones(std::uint64_t now_ms) {
+        const std::optional<std::uint64_t> cutoff = rep_.clock.purge_cutoff(now_ms);
+        return cutoff ? detail::WritePath::purge_tombstones(rep_, *cutoff) : 0;
+    }
+
+    /// `purge_tombstones(now_ms)` at this node's physical time (outside a Raft group).
+    std::size_t purge_tombstones() { return purge_tombstones(rep_.clock.physical_ms()); }
+
+    // ---- snapshots ------------------------------------------------------------------------
+
+    /// Writes a consistent cut of the state that decides future behaviour (records, queues,
+    /// acknowledgements, applied seqs, observed timestamps) at `out`'s position: canonical
+    /// bytes (equal state, equal bytes), versioned and checksummed; docs/snapshot.md. Writers
+    /// on other threads wait only while the state is copied, not while it is written.
+    void snapshot(std::ostream& out) const { detail::SnapshotPath::snapshot(rep_, out); }
+
+    /// Replaces the whole state with a snapshot's, read from `in`'s position. Truncated,
+    /// corrupt or unknown-version input: ParseError; a snapshot of other regions or another
+    /// conflict mode: ConfigError; either way nothing changed. Listeners and the conflict log
+    /// stay as they are.
+    void restore(std::istream& in) { detail::SnapshotPath::restore(rep_, in); }
+
+    /// A digest of every stored record (key and every GeoRecord field), independent of order,
+    /// queues and seeds: converged replicas have equal digests.
+    [[nodiscard]] std::uint64_t records_digest() const {
+        return detail::SnapshotPath::records_digest(rep_);
     }
 
     // ---- conflicts ------------------------------------------------------------------------
@@ -312,32 +364,6 @@ public:
     }
 
 private:
-    /// The config, validated against itself and the groups.
-    static ActiveActiveGeoConfig checked(ActiveActiveGeoConfig config,
-                                         const std::vector<RegionRaftGroup>& groups) {
-        config.validate();
-        for (std::size_t i = 0; i < groups.size(); ++i) {
-            if (!config.has_region(groups[i].region_id)) {
-                throw ConfigError("group " + std::to_string(groups[i].group_id) +
-                                  " belongs to unknown region '" + groups[i].region_id + "'");
-            }
-            for (std::size_t j = 0; j < i; ++j) {
-                if (groups[j].region_id == groups[i].region_id) {
-                    throw ConfigError("region '" + groups[i].region_id +
-                                      "' has more than one Raft group");
-                }
-                // The group id keys the region's vector-clock entry: shared, two regions
-                // would issue the same entries and replicas could end apart.
-                if (groups[j].group_id == groups[i].group_id) {
-                    throw ConfigError("regions '" + groups[j].region_id + "' and '" +
-                                      groups[i].region_id + "' share Raft group id " +
-                                      std::to_string(groups[i].group_id));
-                }
-            }
-        }
-        return config;
-    }
-
     [[nodiscard]] std::size_t region_index(std::string_view region) const {
         const std::size_t i = rep_.names.find(region);
         if (i == rep_.names.size()) {
@@ -376,12 +402,14 @@ private:
         }
     }
 
+    using Stamp = detail::Stamp;
+
     GeoWriteOutcome commit_local(std::size_t r, std::string_view key, std::string_view value,
-                                 bool deleted, std::optional<std::uint64_t> explicit_ts,
-                                 VectorClock* explicit_clock) {
+                                 bool deleted, Stamp stamp, std::uint64_t ts,
+                                 VectorClock* host_clock) {
         std::vector<ConflictEvent> events;
-        GeoWriteOutcome outcome = detail::WritePath::commit_local(
-            rep_, r, key, value, deleted, explicit_ts, explicit_clock, events);
+        GeoWriteOutcome outcome = detail::WritePath::commit_local(rep_, r, key, value, deleted,
+                                                                  stamp, ts, host_clock, events);
         rep_.listeners.deliver(events);
         return outcome;
     }

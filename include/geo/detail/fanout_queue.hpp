@@ -25,7 +25,9 @@ namespace geo::detail {
 /// - the head is some target's cursor: an entry every target acknowledged is released
 ///   (unlinked, and deleted if it is a detached copy);
 /// - `queued_` counts the entries; `copies_` indexes the detached copies by key (at most one
-///   per key: a newer commit of the key drops it).
+///   per key: a newer commit of the key drops it);
+/// - `acked_[t]` is the highest seq `t` acknowledged (capped at the source's latest commit),
+///   and `cursor_[t]` is the first entry with a seq above it.
 ///
 /// Every method but the constructor and destructor needs mutex() held by the caller.
 class FanoutQueue {
@@ -39,6 +41,7 @@ public:
         cursor_.assign(region_count, nullptr);
         owed_.reserve(region_count + spare_bytes / sizeof(std::size_t));
         owed_.assign(region_count, 0);
+        acked_.assign(region_count, 0);
     }
 
     FanoutQueue(const FanoutQueue&) = delete;
@@ -128,28 +131,41 @@ public:
         return !copies_.empty() && copies_.count(key) != 0;
     }
 
-    /// Calls `visit(entry)` for up to `max_entries` entries not acknowledged by `target`,
-    /// ascending seq.
+    /// Calls `visit(entry, prev_seq)` for up to `max_entries` entries not acknowledged by
+    /// `target` with a seq above `after_seq`, ascending seq. `prev_seq` is the seq of the entry
+    /// before it in this queue, or the target's acknowledged seq for the first one owed.
+    /// Costs O(entries skipped + visited).
     template <class Visit>
-    void for_each_owed(std::size_t target, std::size_t max_entries, Visit&& visit) const {
-        std::size_t n = std::min(max_entries, owed_[target]);
-        for (const QueueEntry* e = cursor_[target]; e != nullptr && n > 0; e = e->next, --n) {
-            visit(*e);
+    void for_each_owed(std::size_t target, std::size_t max_entries, std::uint64_t after_seq,
+                       Visit&& visit) const {
+        std::uint64_t prev = acked_[target];
+        const QueueEntry* e = cursor_[target];
+        for (; e != nullptr && e->seq <= after_seq; e = e->next) {
+            prev = e->seq; // in flight already: the pipelined batch follows it
+        }
+        for (std::size_t n = max_entries; e != nullptr && n > 0; e = e->next, --n) {
+            visit(*e, prev);
+            prev = e->seq;
         }
     }
 
-    /// Up to `max_entries` entries owed to `target` as they travel, ascending seq.
+    /// Up to `max_entries` entries owed to `target` with a seq above `after_seq`, as they
+    /// travel, ascending seq.
     void collect(std::size_t target, std::size_t max_entries, const std::vector<RegionId>& regions,
-                 std::vector<FanoutEntry>& batch) const {
+                 std::vector<FanoutEntry>& batch, std::uint64_t after_seq = 0) const {
         batch.reserve(batch.size() + std::min(max_entries, owed_[target]));
-        for_each_owed(target, max_entries, [&](const QueueEntry& e) {
-            batch.push_back(FanoutEntry{std::string(e.key), record_of(e, regions), e.seq});
+        for_each_owed(target, max_entries, after_seq, [&](const QueueEntry& e, std::uint64_t prev) {
+            batch.push_back(FanoutEntry{std::string(e.key), record_of(e, regions), e.seq, prev});
         });
     }
 
     /// `target` holds every entry up to `up_to_seq`; entries nobody is owed any more leave.
+    /// `latest_seq` is the source's latest commit: the acknowledged seq never passes it, so
+    /// acknowledging past the newest entry never makes later entries look out of order.
     /// Returns how many entries stopped being owed to `target`.
-    std::size_t acknowledge(std::size_t target, std::uint64_t up_to_seq) noexcept {
+    std::size_t acknowledge(std::size_t target, std::uint64_t up_to_seq,
+                            std::uint64_t latest_seq = std::numeric_limits<std::uint64_t>::max()) noexcept {
+        acked_[target] = std::max(acked_[target], std::min(up_to_seq, latest_seq));
         std::size_t released = 0;
         QueueEntry*& cursor = cursor_[target];
         while (cursor != nullptr && cursor->seq <= up_to_seq) {
@@ -177,7 +193,26 @@ public:
     [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
     /// Entries owed to `target`.
     [[nodiscard]] std::size_t owed(std::size_t target) const noexcept { return owed_[target]; }
+    /// The highest seq `target` acknowledged.
+    [[nodiscard]] std::uint64_t acked(std::size_t target) const noexcept { return acked_[target]; }
     [[nodiscard]] const QueueEntry* head() const noexcept { return head_; }
+
+    /// Appends a detached copy (restore: the queue owns it from now on). Strong guarantee.
+    void push_copy(EntryPtr copy) {
+        copies_.emplace(copy->key, copy.get());
+        push(*copy.release());
+    }
+
+    /// Exchanges contents with a queue of the same region and region count (restore).
+    void swap(FanoutQueue& other) noexcept {
+        std::swap(head_, other.head_);
+        std::swap(tail_, other.tail_);
+        cursor_.swap(other.cursor_);
+        owed_.swap(other.owed_);
+        acked_.swap(other.acked_);
+        std::swap(queued_, other.queued_);
+        copies_.swap(other.copies_);
+    }
 
 private:
     mutable SpinMutex mu_;
@@ -186,6 +221,7 @@ private:
     QueueEntry* tail_{};
     std::vector<QueueEntry*> cursor_;
     std::vector<std::size_t> owed_;
+    std::vector<std::uint64_t> acked_;
     std::size_t queued_{};
     std::unordered_map<std::string_view, QueueEntry*> copies_;
 };

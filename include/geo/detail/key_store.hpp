@@ -27,6 +27,9 @@ public:
     void erase(Slot* slot, std::size_t hash) noexcept { table_.erase(slot, hash); }
     [[nodiscard]] std::size_t size() const noexcept { return table_.size(); }
 
+    /// Exchanges slots with the same shard of a store with the same seed (restore).
+    void swap_slots(KeyShard& other) noexcept { table_.swap(other.table_); }
+
     /// Calls `f(slot, hash)` for every slot; `f` must not insert or erase.
     template <class F>
     void for_each(F&& f) const {
@@ -61,6 +64,14 @@ private:
 class KeyStore {
 public:
     static constexpr std::size_t shard_count = 64;
+
+    KeyStore() = default;
+    /// A store that hashes like the one whose seed() this is (restore stages into one).
+    explicit KeyStore(std::uint64_t seed) noexcept : seed_(seed) {}
+
+    [[nodiscard]] std::uint64_t seed() const noexcept { return seed_; }
+    [[nodiscard]] KeyShard& shard(std::size_t i) noexcept { return shards_[i]; }
+    [[nodiscard]] const KeyShard& shard(std::size_t i) const noexcept { return shards_[i]; }
 
     [[nodiscard]] std::size_t hash(std::string_view key) const noexcept {
         return hash_key(key, seed_);

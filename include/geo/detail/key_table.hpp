@@ -165,6 +165,13 @@ public:
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
+    /// Exchanges contents; both tables must hash keys the same way (same seed).
+    void swap(KeyTable& other) noexcept {
+        buckets_.swap(other.buckets_);
+        std::swap(mask_, other.mask_);
+        std::swap(size_, other.size_);
+    }
+
     template <class F>
     void for_each(F&& f) const {
         for (const auto& bucket : buckets_) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "../hybrid_clock.hpp"
@@ -38,10 +39,25 @@ public:
 
     /// The hybrid clock's stamp for a local write: above every timestamp observed.
     [[nodiscard]] std::uint64_t stamp() {
-        for (std::size_t r = 0; r < region_count_; ++r) {
-            clock_.observe(observed_[r].max_ts.load(std::memory_order_relaxed));
-        }
+        fold_observed();
         return clock_.stamp();
+    }
+
+    /// Strictly above every value it returned before and every timestamp observed (saturating
+    /// at the top of the range): what a proposer stamps a log entry with.
+    [[nodiscard]] std::uint64_t next() {
+        fold_observed();
+        return clock_.now();
+    }
+
+    /// The largest timestamp observed in `region` (0 if none).
+    [[nodiscard]] std::uint64_t observed(std::size_t region) const noexcept {
+        return observed_[region].max_ts.load(std::memory_order_relaxed);
+    }
+
+    /// Only before the clock is shared, or with every writer held (restore).
+    void reset_observed(std::size_t region, std::uint64_t timestamp_ms) noexcept {
+        observed_[region].max_ts.store(timestamp_ms, std::memory_order_relaxed);
     }
 
     /// Counts a remote timestamp further ahead of the physical clock than the configured
@@ -57,11 +73,16 @@ public:
         return offset_violations_.load(std::memory_order_relaxed);
     }
 
-    /// Tombstones stamped at or below this are past their grace period.
-    [[nodiscard]] std::uint64_t purge_cutoff() const {
-        const std::uint64_t now = clock_.physical_ms();
-        return now > tombstone_grace_ms_ ? now - tombstone_grace_ms_ : 0;
+    /// Tombstones stamped at or below this are past their grace period at `now_ms`; none
+    /// when `now_ms` is below the grace period itself.
+    [[nodiscard]] std::optional<std::uint64_t> purge_cutoff(std::uint64_t now_ms) const noexcept {
+        if (now_ms < tombstone_grace_ms_) {
+            return std::nullopt;
+        }
+        return now_ms - tombstone_grace_ms_;
     }
+
+    [[nodiscard]] std::uint64_t physical_ms() const { return clock_.physical_ms(); }
 
     static std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
         return a > std::numeric_limits<std::uint64_t>::max() - b
@@ -70,6 +91,12 @@ public:
     }
 
 private:
+    void fold_observed() noexcept {
+        for (std::size_t r = 0; r < region_count_; ++r) {
+            clock_.observe(observed_[r].max_ts.load(std::memory_order_relaxed));
+        }
+    }
+
     struct alignas(128) Observed {
         std::atomic<std::uint64_t> max_ts{0};
     };

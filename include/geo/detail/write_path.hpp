@@ -20,6 +20,13 @@
 
 namespace geo::detail {
 
+/// Where a local commit's timestamp and clock come from.
+enum class Stamp {
+    Clock, ///< `put(key, value)`: this node's hybrid clock; clock derived from the stored one
+    Log,   ///< `put(key, value, ts)`: the Raft log's timestamp; clock derived the same way
+    Host,  ///< `apply_local_write`: the caller's timestamp and clock, taken as they are
+};
+
 /// A write being applied, before it is stored.
 struct Incoming {
     std::size_t region;
@@ -41,25 +48,22 @@ struct Incoming {
 /// Failure: everything that can throw (allocation, a region id copied into an outcome)
 /// happens before the first change, so a write either happens entirely or not at all.
 struct WritePath {
-    /// A commit of region `r`. With `explicit_ts`, the caller's timestamp and `*explicit_clock`;
-    /// without, stamped by the hybrid clock and (vector-clock mode) the key's clock advanced.
+    /// A commit of region `r`, stamped as `stamp` says (see Stamp).
     static GeoWriteOutcome commit_local(Replica& rep, std::size_t r, std::string_view key,
-                                        std::string_view value, bool deleted,
-                                        std::optional<std::uint64_t> explicit_ts,
-                                        VectorClock* explicit_clock,
+                                        std::string_view value, bool deleted, Stamp stamp,
+                                        std::uint64_t log_ts, VectorClock* host_clock,
                                         std::vector<ConflictEvent>& events) {
         RegionState& state = *rep.regions[r];
-        const bool auto_stamp = !explicit_ts.has_value();
-        if (explicit_ts) {
-            rep.clock.observe(r, *explicit_ts);
+        if (stamp != Stamp::Clock) {
+            rep.clock.observe(r, log_ts);
         }
         const std::size_t hash = rep.keys.hash(key);
         KeyShard& shard = rep.keys.shard_for(hash);
         std::lock_guard<SpinMutex> shard_lock(shard.mutex());
         Slot* slot = shard.find(key, hash);
-        const std::uint64_t ts = auto_stamp ? rep.clock.stamp() : *explicit_ts;
+        std::uint64_t ts = stamp == Stamp::Clock ? rep.clock.stamp() : log_ts;
         VectorClock clock;
-        if (auto_stamp) {
+        if (stamp != Stamp::Host) {
             if (slot != nullptr) {
                 clock = slot->clock;
             }
@@ -68,19 +72,30 @@ struct WritePath {
                 clock.set(*state.group_id, clock.get(*state.group_id) + 1);
             }
         } else {
-            clock = std::move(*explicit_clock);
+            clock = std::move(*host_clock);
         }
         std::unique_ptr<PreparedConflict> displaced; // vector-clock mode only, rare
-        if (slot != nullptr && !auto_stamp) {
-            // A new commit of this region is later than all its earlier ones: max seq.
-            const Resolution res = resolve_against(rep, *slot, ts, r,
-                                                   std::numeric_limits<std::uint64_t>::max(), clock);
-            const WriteRef incoming{r, ts, 0, clock, value, deleted};
-            if (!res.incoming_wins) {
-                return reject(rep, r, *slot, key, incoming, res.same_write, events);
-            }
-            if (res.concurrent) {
-                displaced = prepare_conflict(rep, key, incoming, stored_ref(*slot), events);
+        if (slot != nullptr) {
+            const bool by_clock = rep.config.conflict_mode == ConflictResolutionMode::VectorClock;
+            if (stamp == Stamp::Host || !by_clock) {
+                // A new commit of this region is later than all its earlier ones: max seq.
+                const Resolution res = resolve_against(
+                    rep, *slot, ts, r, std::numeric_limits<std::uint64_t>::max(), clock);
+                const WriteRef incoming{r, ts, 0, clock, value, deleted};
+                if (!res.incoming_wins) {
+                    return reject(rep, r, *slot, key, incoming, res.same_write, events);
+                }
+                if (res.concurrent) {
+                    displaced = prepare_conflict(rep, key, incoming, stored_ref(*slot), events);
+                }
+            } else if (ts <= slot->timestamp_ms) {
+                // The derived clock follows the stored one, so the timestamp must too ("clock
+                // order implies timestamp order" keeps the LWW fallback a total order). At the
+                // top of the range no later timestamp exists: refused, on every node alike.
+                if (slot->timestamp_ms == std::numeric_limits<std::uint64_t>::max()) {
+                    return rejected(rep, r, *slot);
+                }
+                ts = slot->timestamp_ms + 1;
             }
         }
         // Built before anything changes: copying a long region id into it may allocate.
@@ -102,10 +117,13 @@ struct WritePath {
         }
         // Nothing below allocates: the slot's strings have capacity, the clock is swapped.
         const std::uint64_t seq = state.stream.next_seq();
-        if (auto_stamp && state.group_id) {
+        if (stamp != Stamp::Host && state.group_id) {
             // Above every entry this region issued before (its seq) and above the key's
             // current entry, so the new clock follows the stored one.
             clock.set(*state.group_id, std::max(seq, clock.get(*state.group_id)));
+        }
+        if (stamp == Stamp::Log && ts != log_ts) {
+            rep.clock.observe(r, ts);
         }
         store(*slot, r, ts, clock, value, seq, deleted);
         if (rep.has_peers()) {
@@ -169,9 +187,16 @@ struct WritePath {
                                        std::vector<ConflictEvent>& events) {
         RegionStream& stream = rep.regions[o]->stream;
         std::lock_guard<SpinMutex> stream_lock(stream.stream_mutex());
-        if (entry.seq <= stream.seq()) {
+        const std::uint64_t applied = stream.seq();
+        if (entry.seq <= applied) {
             return GeoWriteOutcome(std::in_place_type<AlreadyApplied>,
                                    AlreadyApplied{rep.config.regions[o], entry.seq});
+        }
+        if (entry.prev_seq > applied) {
+            // Something before it was lost or reordered: applying it would move the cursor
+            // past a write never received.
+            return GeoWriteOutcome(std::in_place_type<OutOfOrder>,
+                                   OutOfOrder{rep.config.regions[o], entry.seq, applied});
         }
         Incoming in{o, entry.key, entry.record.value, entry.record.timestamp_ms,
                     entry.record.clock, entry.record.deleted,

@@ -1,0 +1,358 @@
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../error.hpp"
+#include "../record.hpp"
+#include "../types.hpp"
+#include "entry.hpp"
+#include "key_table.hpp"
+#include "replica.hpp"
+#include "snapshot_format.hpp"
+
+namespace geo::detail {
+
+/// Snapshot, restore and digest of a Replica (the format: docs/snapshot.md).
+///
+/// Capture takes every lock in the Replica's order (streams, shards, queues) and copies the
+/// state as encoded bytes; sorting and writing happen after the locks are released, so
+/// writers wait for a copy, not for the output. Restore verifies the checksum, then replays
+/// the snapshot into an empty staging Replica with ordinary operations of the parts (insert
+/// a slot, push an entry, acknowledge), and swaps the staged contents in under every lock.
+struct SnapshotPath {
+    static constexpr char magic[8] = {'g', 'e', 'o', 's', 'n', 'a', 'p', '\n'};
+    static constexpr std::uint32_t version = 1;
+
+    static void snapshot(const Replica& rep, std::ostream& out) {
+        Capture cut;
+        {
+            HoldAll hold(const_cast<Replica&>(rep)); // locks only; nothing is modified
+            capture(rep, cut);
+        }
+        // Canonical order: by a fixed hash of the key, then by the key, so the bytes do not
+        // depend on the seeded hash, insertion history or shard layout.
+        std::sort(cut.records.begin(), cut.records.end(), [&](const Located& a, const Located& b) {
+            return a.order != b.order ? a.order < b.order : key_at(cut, a) < key_at(cut, b);
+        });
+        ChunkWriter writer(out);
+        std::string& buf = writer.buffer();
+        buf.append(magic, sizeof magic);
+        put_u32(buf, version);
+        put_identity(buf, rep.config);
+        for (std::size_t r = 0; r < rep.regions.size(); ++r) {
+            put_u64(buf, cut.seq[r]);
+            put_u64(buf, cut.observed[r]);
+        }
+        put_u64(buf, cut.records.size());
+        for (const Located& at : cut.records) {
+            buf.append(cut.bytes, at.offset, at.size);
+            writer.flush_if_full();
+        }
+        for (const std::string& queue : cut.queues) {
+            buf.append(queue); // already canonical: queue order is logical order
+            writer.flush_if_full();
+        }
+        writer.finish();
+    }
+
+    static void restore(Replica& live, std::istream& in) {
+        const std::string body = read_chunks(in); // ParseError unless intact
+        BodyReader reader(body);
+        const std::string_view head = reader.raw(sizeof magic);
+        if (head != std::string_view(magic, sizeof magic)) {
+            throw ParseError("snapshot: not a geo snapshot (bad magic)");
+        }
+        const std::uint32_t v = reader.u32();
+        if (v != version) {
+            throw ParseError("snapshot: unknown version " + std::to_string(v) + " (this build reads " +
+                             std::to_string(version) + ")");
+        }
+        check_identity(reader, live.config);
+        std::unique_ptr<Replica> staged = Replica::staging_for(live);
+        replay(reader, *staged);
+        if (!reader.at_end()) {
+            throw ParseError("snapshot: corrupt (bytes after the last queue)");
+        }
+        {
+            HoldAll hold(live);
+            for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+                live.keys.shard(i).swap_slots(staged->keys.shard(i));
+            }
+            for (std::size_t r = 0; r < live.regions.size(); ++r) {
+                live.regions[r]->queue.swap(staged->regions[r]->queue);
+                live.regions[r]->stream.reset_seq(staged->regions[r]->stream.seq());
+                live.clock.reset_observed(r, staged->clock.observed(r));
+            }
+        }
+        // `staged` now holds the old state and frees it here, with no lock held.
+    }
+
+    /// Sum of a fixed hash of every record (key and every GeoRecord field, the region as
+    /// its id): independent of order, seeds and queues.
+    [[nodiscard]] static std::uint64_t records_digest(const Replica& rep) {
+        std::uint64_t sum = 0;
+        std::string buf;
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            const KeyShard& shard = rep.keys.shard(i);
+            std::lock_guard<SpinMutex> lock(shard.mutex());
+            shard.for_each([&](const Slot& slot, std::size_t) {
+                buf.clear();
+                put_bytes(buf, slot.key);
+                put_record(buf, slot, rep.config.regions[slot.region]);
+                // Mixed once more so a sum of hashes cannot cancel by construction.
+                sum += fold_multiply(hash_key(buf, digest_seed), digest_seed | 1);
+            });
+        }
+        return sum;
+    }
+
+private:
+    static constexpr std::uint64_t digest_seed = 0x6469676573742121ULL; // "digest!!"
+    static constexpr std::uint8_t kind_slot = 0;
+    static constexpr std::uint8_t kind_copy = 1;
+
+    /// Every lock of a Replica, taken in its documented order and released in reverse.
+    class HoldAll {
+    public:
+        explicit HoldAll(Replica& rep) {
+            locks_.reserve(rep.regions.size() * 2 + KeyStore::shard_count);
+            for (auto& region : rep.regions) {
+                locks_.emplace_back(region->stream.stream_mutex());
+            }
+            for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+                locks_.emplace_back(rep.keys.shard(i).mutex());
+            }
+            for (auto& region : rep.regions) {
+                locks_.emplace_back(region->queue.mutex());
+            }
+        }
+        ~HoldAll() {
+            while (!locks_.empty()) {
+                locks_.pop_back();
+            }
+        }
+        HoldAll(const HoldAll&) = delete;
+        HoldAll& operator=(const HoldAll&) = delete;
+
+    private:
+        std::vector<std::unique_lock<SpinMutex>> locks_;
+    };
+
+    struct Located {
+        std::uint64_t order;  ///< fixed hash of the key
+        std::size_t offset;   ///< of the encoded record in Capture::bytes
+        std::size_t size;
+    };
+
+    struct Capture {
+        std::vector<std::uint64_t> seq;
+        std::vector<std::uint64_t> observed;
+        std::string bytes; ///< every record, encoded, one after the other
+        std::vector<Located> records;
+        std::vector<std::string> queues; ///< per source region, encoded
+    };
+
+    static std::string_view key_at(const Capture& cut, const Located& at) noexcept {
+        const std::uint64_t size = get_u64_at(cut.bytes.data() + at.offset);
+        return std::string_view(cut.bytes.data() + at.offset + 8, static_cast<std::size_t>(size));
+    }
+
+    static void put_identity(std::string& buf, const ActiveActiveGeoConfig& config) {
+        put_u32(buf, static_cast<std::uint32_t>(config.regions.size()));
+        for (const auto& region : config.regions) {
+            put_bytes(buf, region);
+        }
+        put_bytes(buf, config.local_region);
+        put_u8(buf, config.conflict_mode == ConflictResolutionMode::VectorClock ? 1 : 0);
+    }
+
+    /// ConfigError when the (intact) snapshot was taken with other regions or another mode.
+    static void check_identity(BodyReader& reader, const ActiveActiveGeoConfig& config) {
+        const std::uint32_t n = reader.u32();
+        std::vector<std::string> regions;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            regions.emplace_back(reader.bytes());
+        }
+        const std::string local(reader.bytes());
+        const std::uint8_t mode = reader.u8();
+        if (mode > 1) {
+            throw ParseError("snapshot: corrupt (conflict mode " + std::to_string(mode) + ")");
+        }
+        if (regions != config.regions || local != config.local_region ||
+            (mode == 1) != (config.conflict_mode == ConflictResolutionMode::VectorClock)) {
+            throw ConfigError("snapshot of another configuration (regions, local region or "
+                              "conflict mode differ)");
+        }
+    }
+
+    static void put_record(std::string& buf, const QueueEntry& e, std::string_view region) {
+        put_bytes(buf, region);
+        put_u64(buf, e.timestamp_ms);
+        put_u64(buf, e.seq);
+        put_u8(buf, e.deleted ? 1 : 0);
+        put_bytes(buf, e.value);
+        put_u32(buf, static_cast<std::uint32_t>(e.clock.entries().size()));
+        for (const auto& [node, counter] : e.clock.entries()) {
+            put_u64(buf, node);
+            put_u64(buf, counter);
+        }
+    }
+
+    static void put_region_record(std::string& buf, const QueueEntry& e) {
+        put_u32(buf, e.region);
+        put_u64(buf, e.timestamp_ms);
+        put_u64(buf, e.seq);
+        put_u8(buf, e.deleted ? 1 : 0);
+        put_bytes(buf, e.value);
+        put_u32(buf, static_cast<std::uint32_t>(e.clock.entries().size()));
+        for (const auto& [node, counter] : e.clock.entries()) {
+            put_u64(buf, node);
+            put_u64(buf, counter);
+        }
+    }
+
+    /// Reads what put_region_record wrote into `e`, checking it against the configuration.
+    static void read_region_record(BodyReader& reader, const Replica& rep, QueueEntry& e) {
+        const std::uint32_t region = reader.u32();
+        if (region >= rep.regions.size()) {
+            throw ParseError("snapshot: corrupt (region index " + std::to_string(region) + ")");
+        }
+        e.region = region;
+        e.timestamp_ms = reader.u64();
+        e.seq = reader.u64();
+        const std::uint8_t deleted = reader.u8();
+        if (deleted > 1) {
+            throw ParseError("snapshot: corrupt (deleted flag)");
+        }
+        e.deleted = deleted == 1;
+        e.value.assign(reader.bytes());
+        const std::uint64_t n = reader.u32();
+        NodeId last = 0;
+        for (std::uint64_t i = 0; i < n; ++i) {
+            const NodeId node = reader.u64();
+            const std::uint64_t counter = reader.u64();
+            if ((i > 0 && node <= last) || counter == 0) {
+                throw ParseError("snapshot: corrupt (clock entries out of order or zero)");
+            }
+            e.clock.set(node, counter);
+            last = node;
+        }
+    }
+
+    static void capture(const Replica& rep, Capture& cut) {
+        const std::size_t n = rep.regions.size();
+        for (std::size_t r = 0; r < n; ++r) {
+            cut.seq.push_back(rep.regions[r]->stream.seq());
+            cut.observed.push_back(rep.clock.observed(r));
+        }
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            rep.keys.shard(i).for_each([&](const Slot& slot, std::size_t) {
+                const std::size_t offset = cut.bytes.size();
+                put_bytes(cut.bytes, slot.key);
+                put_region_record(cut.bytes, slot);
+                cut.records.push_back(
+                    Located{hash_key(slot.key, 0), offset, cut.bytes.size() - offset});
+            });
+        }
+        cut.queues.resize(n);
+        for (std::size_t r = 0; r < n; ++r) {
+            const FanoutQueue& queue = rep.regions[r]->queue;
+            std::string& buf = cut.queues[r];
+            for (std::size_t t = 0; t < n; ++t) {
+                put_u64(buf, queue.acked(t));
+            }
+            put_u64(buf, queue.queued());
+            for (const QueueEntry* e = queue.head(); e != nullptr; e = e->next) {
+                put_u8(buf, e->detached ? kind_copy : kind_slot);
+                put_bytes(buf, e->key);
+                if (e->detached) {
+                    put_region_record(buf, *e);
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the state in an empty replica from a body positioned after the identity.
+    static void replay(BodyReader& reader, Replica& rep) {
+        const std::size_t n = rep.regions.size();
+        for (std::size_t r = 0; r < n; ++r) {
+            rep.regions[r]->stream.reset_seq(reader.u64());
+            rep.clock.reset_observed(r, reader.u64());
+        }
+        const std::uint64_t records = reader.count(8 + 4 + 8 + 8 + 1 + 8 + 4);
+        for (std::uint64_t i = 0; i < records; ++i) {
+            const std::string_view key = reader.bytes();
+            SlotPtr slot(new_entry<Slot>(key));
+            read_region_record(reader, rep, *slot);
+            const std::size_t hash = rep.keys.hash(key);
+            KeyShard& shard = rep.keys.shard_for(hash);
+            if (shard.find(key, hash) != nullptr) {
+                throw ParseError("snapshot: corrupt (key stored twice)");
+            }
+            shard.insert(std::move(slot), hash);
+        }
+        for (std::size_t r = 0; r < n; ++r) {
+            FanoutQueue& queue = rep.regions[r]->queue;
+            std::vector<std::uint64_t> acked(n);
+            for (auto& a : acked) {
+                a = reader.u64();
+            }
+            const std::uint64_t entries = reader.count(1 + 8);
+            std::uint64_t last_seq = 0;
+            for (std::uint64_t i = 0; i < entries; ++i) {
+                const std::uint8_t kind = reader.u8();
+                const std::string_view key = reader.bytes();
+                QueueEntry* entry = nullptr;
+                if (kind == kind_slot) {
+                    const std::size_t hash = rep.keys.hash(key);
+                    Slot* slot = rep.keys.shard_for(hash).find(key, hash);
+                    if (slot == nullptr || slot->region != r || slot->is_linked()) {
+                        throw ParseError("snapshot: corrupt (queue entry without its record)");
+                    }
+                    entry = slot;
+                    check_order(entry->seq, last_seq, rep.regions[r]->stream.seq());
+                    queue.push(*slot);
+                } else if (kind == kind_copy) {
+                    EntryPtr copy(new_entry<QueueEntry>(key));
+                    read_region_record(reader, rep, *copy);
+                    copy->detached = true;
+                    if (copy->region != r || queue.holds_copy(key)) {
+                        throw ParseError("snapshot: corrupt (detached copy)");
+                    }
+                    check_order(copy->seq, last_seq, rep.regions[r]->stream.seq());
+                    entry = copy.get();
+                    queue.push_copy(std::move(copy));
+                } else {
+                    throw ParseError("snapshot: corrupt (queue entry kind)");
+                }
+                last_seq = entry->seq;
+            }
+            for (std::size_t t = 0; t < n; ++t) {
+                if (t != r) {
+                    queue.acknowledge(t, acked[t], rep.regions[r]->stream.seq());
+                }
+            }
+            if (queue.queued() != entries) {
+                throw ParseError("snapshot: corrupt (queue holds entries nobody is owed)");
+            }
+        }
+    }
+
+    static void check_order(std::uint64_t seq, std::uint64_t last, std::uint64_t region_seq) {
+        if (seq <= last || seq > region_seq) {
+            throw ParseError("snapshot: corrupt (queue out of seq order)");
+        }
+    }
+};
+
+} // namespace geo::detail
