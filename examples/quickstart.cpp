@@ -55,6 +55,9 @@ int main() {
     replica["eu-west-1"]->put("cart:7", "2 items");
     replica["us-east-1"]->put("session:9", "active");
     replica["us-east-1"]->erase("session:9"); // a delete is a tombstone that replicates too
+    // us-east-1 made three writes but queues two entries: a newer commit of a key replaces the
+    // key's queued entry (the peer only needs the newest state), so queues grow with keys, not
+    // with writes.
     for (const auto& region : regions) {
         std::printf("  %-15s queued %zu entries\n", region.c_str(),
                     replica[region]->pending_fanout_len(region));
@@ -62,6 +65,10 @@ int main() {
 
     // 3. Ship every region's queue to every peer, over whatever transport the host has.
     //    peek + acknowledge is at-least-once: a batch that fails to arrive is sent again.
+    //    A lost write is reported on the replica where it arrives after the winner: it is
+    //    rejected and logged there as a ConflictEvent (the [region] lines below). Where the
+    //    winner arrives second, it simply supersedes the stored record (last-writer-wins
+    //    reports nothing there).
     std::printf("shipping:\n");
     for (const auto& source : regions) {
         for (const auto& target : regions) {

@@ -1,6 +1,6 @@
-// DESIGN.md section 3, "losers are accounted for": every write that loses a conflict is reported
-// through recent_conflicts() and the on_conflict listeners, and listeners can neither deadlock
-// nor corrupt the replicator.
+// Losers are accounted for (docs/design.md, section 3.5): every write that loses a conflict is
+// reported through recent_conflicts() and the on_conflict listeners, and listeners can neither
+// deadlock nor corrupt the replicator.
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
@@ -172,7 +172,7 @@ TEST_CASE("the same write re-applied is not a conflict with itself", "[conflicts
             REQUIRE(r->conflict_count() == 0);
         }
         {
-            INFO("re-delivered through the seed's apply_remote_write");
+            INFO("re-delivered through apply_remote_write, the Rust module's remote write");
             auto r = replica(ap, mode);
             int heard = 0;
             (void)r->on_conflict([&heard](const ConflictEvent&) { ++heard; });

@@ -1,6 +1,7 @@
-// DESIGN.md section 3, convergence: any interleaving of writes, partial and repeated deliveries,
-// re-sends and partitions, once every stream is delivered, leaves all replicas with identical
-// records, and the record of each key is the greatest write committed for it (no write lost).
+// Convergence (docs/design.md, section 3.1): any interleaving of writes, partial and repeated
+// deliveries, re-sends and partitions, once every stream is delivered, leaves all replicas with
+// identical records, and the record of each key is the greatest write committed for it (no
+// write lost).
 //
 // A failing run reports its seed; rerun exactly that seed with
 //   GEO_CONVERGENCE_SEED=<seed> ./test_convergence "<test name>"
@@ -73,7 +74,7 @@ struct Scenario {
     std::size_t steps = 2000;
 };
 
-/// DESIGN.md's last-writer-wins order, `(timestamp_ms, region, seq)`, written out here so the
+/// The last-writer-wins order, `(timestamp_ms, region, seq)`, written out here so the
 /// oracle does not share the library's code. In vector-clock mode it is the order too, since
 /// put/erase keep "clock order implies timestamp order".
 bool lww_before(const GeoRecord& a, const GeoRecord& b) {
@@ -213,7 +214,7 @@ private:
                       (deleted || stored->value == value),
                   describe(stored) << " after " << describe(outcome));
         if (scenario_.mode == ConflictResolutionMode::VectorClock && stamped_by_library) {
-            // DESIGN.md's note: the local entry is above every entry this region issued.
+            // The vector-clock rule: the local entry is above every entry this region issued.
             const std::uint64_t entry = stored->clock.get(group_ids[i]);
             SIM_CHECK(entry > max_local_entry_[i],
                       regions[i] << " issued " << entry << " after " << max_local_entry_[i]);
@@ -512,7 +513,7 @@ TEST_CASE("LWW replicas converge when apply_local_write's explicit timestamps mi
     }
 }
 
-// ---- DESIGN.md's note on vector-clock mode --------------------------------------------------
+// ---- the vector-clock rule (docs/design.md, section 3.8) ----------------------------------------
 
 namespace {
 

@@ -1,5 +1,6 @@
-// DESIGN.md section 3, "no write is ever lost": one test per way the seed loses data, each of
-// which fails against the seed behaviour, plus deletes.
+// No write is ever lost (docs/design.md, section 3): one test per way the Rust module
+// (oxirs-cluster 0.3.1's active-active geo replication, which geo ports) loses data, each of
+// which would fail under that module's behaviour, plus deletes.
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
@@ -68,7 +69,7 @@ TEST_CASE("same-millisecond writes of one key in one region: the newest wins on 
         ship(*a, *b);
         REQUIRE(b->get("k") == "first");
 
-        // The seed answers RejectedByConflict here: same timestamp, same region.
+        // The Rust module answers RejectedByConflict here: same timestamp, same region.
         REQUIRE(a->apply_local_write(us, "k", "second", t) == GeoWriteOutcome{Committed{us, 2}});
         ship(*a, *b);
         ship(*a, *c);
@@ -108,7 +109,7 @@ TEST_CASE("a causally later write from a replica whose clock is behind wins ever
         ship(*ahead, *behind);
         REQUIRE(behind->get("k") == "earlier");
 
-        // Written after `behind` observed "earlier": the seed stamps it 10 s in the past.
+        // Written after `behind` observed "earlier": the Rust module stamps it 10 s in the past.
         REQUIRE(std::holds_alternative<Committed>(behind->put("k", "later")));
         REQUIRE(behind->get_record("k")->timestamp_ms > ahead->get_record("k")->timestamp_ms);
         ship(*behind, *ahead);

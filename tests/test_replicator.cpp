@@ -139,7 +139,7 @@ Observed observe(const ActiveActiveReplicator& r, const std::vector<std::string>
 
 } // namespace
 
-// ---- the nine unit cases of the original module ----------------------------------------------
+// ---- the nine unit tests of the Rust module (oxirs-cluster 0.3.1), ported -----------------------
 
 TEST_CASE("route default uses local region for unmatched writes") {
     ActiveActiveGeoConfig config = lww_config();

@@ -606,8 +606,9 @@ void stress_worker(Cluster& cluster, std::size_t self, std::size_t thread_no,
             break;
         case 19:
             if (chaos) {
-                // The seed API: shares the origin's counter with apply_remote, so it is only
-                // mixed in where convergence is not checked.
+                // apply_remote_write, the Rust module's remote write: it shares the origin's
+                // counter with apply_remote, so it is only mixed in where convergence is not
+                // checked.
                 rep.apply_remote_write(regions2[1 - self], key, value,
                                        cluster.physical.load() + pick(100));
             } else {
@@ -1012,7 +1013,7 @@ TEST_CASE("two replicas under concurrent writes, shipping, acks, purges and re-e
     }
 }
 
-TEST_CASE("chaos: purges with no grace and the seed API racing everything else stay "
+TEST_CASE("chaos: purges with no grace and apply_remote_write racing everything else stay "
           "consistent",
           "[stress][threads]") {
     for (const auto mode :
@@ -1020,8 +1021,9 @@ TEST_CASE("chaos: purges with no grace and the seed API racing everything else s
         Cluster cluster(mode, std::chrono::nanoseconds(0));
         run_stress(cluster, 15000, 3000, true);
         cluster.listener_writes = false;
-        // No convergence promise here (purges with no grace may revive keys, the seed API shares
-        // stream counters), but every queue must be consistent and fully drainable.
+        // No convergence promise here (purges with no grace may revive keys, apply_remote_write
+        // shares stream counters with apply_remote), but every queue must be consistent and
+        // fully drainable.
         for (std::size_t s = 0; s < 2; ++s) {
             REQUIRE(queue_problem(*cluster.reps[s], regions2[s]) == "");
             REQUIRE(queue_problem(*cluster.reps[s], regions2[1 - s]) == "");

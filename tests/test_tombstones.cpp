@@ -1,6 +1,6 @@
-// DESIGN.md section 3, deletes: a tombstone is purged only once every region has acknowledged it
-// and the grace period has passed (a replica other than the origin relies on the grace period
-// alone), and never as a side effect of a read.
+// Deletes (docs/design.md, section 3.4): a tombstone is purged only once every region has
+// acknowledged it and the grace period has passed (a replica other than the origin relies on the
+// grace period alone), and never as a side effect of a read.
 #include <geo/replicator.hpp>
 
 #include "geo_test.hpp"

@@ -1,5 +1,5 @@
 // The program every consumer project (tests/integration/*) builds: it uses
-// only the public names of DESIGN.md, through the headers a user includes.
+// only public names (docs/design.md, section 2), through the headers a user includes.
 #include <geo/geo.hpp>
 #include <geo/json.hpp>
 
