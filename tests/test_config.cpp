@@ -1,8 +1,12 @@
 #include <geo/config.hpp>
+#include <geo/json.hpp>
+#include <geo/replicator.hpp>
 
 #include "geo_test.hpp"
 
 #include <chrono>
+#include <cstddef>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -253,6 +257,54 @@ TEST_CASE("validate rejects a negative max_lag") {
     config.max_lag = -1s;
     CHECK_THROWS_AS(config.validate(), geo::ConfigError);
     CHECK_THAT(validation_error(config), geo_test::contains("max_lag"));
+}
+
+TEST_CASE("validate bounds conflict_log_capacity and names the field and the limit") {
+    constexpr std::size_t limit = ActiveActiveGeoConfig::max_conflict_log_capacity;
+    static_assert(limit == std::size_t{1} << 20);
+    ActiveActiveGeoConfig config = three_regions();
+    config.conflict_log_capacity = 0;
+    CHECK_NOTHROW(config.validate());
+    config.conflict_log_capacity = limit;
+    CHECK_NOTHROW(config.validate());
+    for (std::size_t capacity : {limit + 1, std::numeric_limits<std::size_t>::max()}) {
+        config.conflict_log_capacity = capacity;
+        CHECK_THROWS_AS(config.validate(), geo::ConfigError);
+        CHECK_THAT(validation_error(config), geo_test::contains("conflict_log_capacity"));
+        CHECK_THAT(validation_error(config), geo_test::contains(std::to_string(capacity)));
+        CHECK_THAT(validation_error(config), geo_test::contains(std::to_string(limit)));
+    }
+}
+
+TEST_CASE("a replicator with an unallocatable conflict log capacity throws ConfigError") {
+    const std::vector<RegionRaftGroup> groups = {{"us-east-1", 1, {1}}, {"eu-west-1", 2, {2}}};
+    ActiveActiveGeoConfig config =
+        ActiveActiveGeoConfig::multi_region("us-east-1", {"us-east-1", "eu-west-1"});
+    config.conflict_log_capacity = std::numeric_limits<std::size_t>::max();
+    // Not std::length_error from sizing the log: validate() runs first.
+    CHECK_THROWS_AS(geo::ActiveActiveReplicator(config, groups), geo::ConfigError);
+
+    // The same through JSON, which accepts any size_t.
+    const auto parsed = geo::parse_config(geo::to_json_text(config));
+    CHECK(parsed.conflict_log_capacity == std::numeric_limits<std::size_t>::max());
+    CHECK_THROWS_AS(parsed.validate(), geo::ConfigError);
+    CHECK_THROWS_AS(geo::ActiveActiveReplicator(parsed, groups), geo::ConfigError);
+}
+
+TEST_CASE("a replicator runs with durations saturated at nanoseconds::max") {
+    const std::vector<RegionRaftGroup> groups = {{"us-east-1", 1, {1}}, {"eu-west-1", 2, {2}}};
+    ActiveActiveGeoConfig config =
+        ActiveActiveGeoConfig::multi_region("us-east-1", {"us-east-1", "eu-west-1"});
+    // What Rust's Duration::MAX ("never") reads as.
+    config.max_lag = std::chrono::nanoseconds::max();
+    config.tombstone_grace = std::chrono::nanoseconds::max();
+    config.max_clock_offset = std::chrono::nanoseconds::max();
+    geo::ActiveActiveReplicator replicator(config, groups);
+    replicator.put("k", "v");
+    replicator.erase("k");
+    CHECK(replicator.purge_tombstones() == 0); // the grace never ends
+    CHECK_FALSE(replicator.get("k").has_value());
+    CHECK(replicator.clock_offset_violations() == 0);
 }
 
 TEST_CASE("a config error is a geo::Error") {

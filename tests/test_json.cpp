@@ -332,19 +332,28 @@ TEST_CASE("outcome structs use their field names as keys", "[json][outcome]") {
     CHECK(round_trip(committed) == committed);
     CHECK(round_trip(rejected) == rejected);
     CHECK(round_trip(applied) == applied);
+
+    const geo::OutOfOrder out_of_order{"ap-south-1", 12, 10};
+    CHECK(json(out_of_order) ==
+          json::parse(R"({"region":"ap-south-1","seq":12,"applied_seq":10})"));
+    CHECK(round_trip(out_of_order) == out_of_order);
+    CHECK(round_trip_text(out_of_order) == out_of_order);
 }
 
 TEST_CASE("a write outcome is externally tagged by its alternative's name", "[json][outcome]") {
     const geo::GeoWriteOutcome committed = geo::Committed{"x", 1};
     const geo::GeoWriteOutcome rejected = geo::RejectedByConflict{"x", "y", 5};
     const geo::GeoWriteOutcome applied = geo::AlreadyApplied{"x", 1};
+    const geo::GeoWriteOutcome out_of_order = geo::OutOfOrder{"x", 9, 7};
     CHECK(json(committed) == json::parse(R"({"Committed":{"region":"x","seq":1}})"));
     CHECK(
         json(rejected) ==
         json::parse(
             R"({"RejectedByConflict":{"region":"x","winner_region":"y","winner_timestamp_ms":5}})"));
     CHECK(json(applied) == json::parse(R"({"AlreadyApplied":{"region":"x","seq":1}})"));
-    for (const auto& outcome : {committed, rejected, applied}) {
+    CHECK(json(out_of_order) ==
+          json::parse(R"({"OutOfOrder":{"region":"x","seq":9,"applied_seq":7}})"));
+    for (const auto& outcome : {committed, rejected, applied, out_of_order}) {
         CHECK(round_trip(outcome) == outcome);
         CHECK(round_trip_text(outcome) == outcome);
     }
@@ -417,13 +426,23 @@ TEST_CASE("malformed configs throw ParseError naming the field's path", "[json][
          mutated_config([](json& j) { j["conflict_mode"] = "Newest"; }), "conflict_mode"},
         {"missing field the Rust module requires", config,
          mutated_config([](json& j) { j.erase("local_region"); }), "local_region: missing"},
-        {"nanos out of range", config,
-         mutated_config([](json& j) { j["max_lag"]["nanos"] = 1000000000; }), "max_lag.nanos"},
+        {"nanos beyond u32", config,
+         mutated_config([](json& j) { j["max_lag"]["nanos"] = 4294967296ULL; }),
+         "max_lag.nanos: 4294967296 does not fit u32"},
         {"negative secs", config, mutated_config([](json& j) { j["max_lag"]["secs"] = -1; }),
          "max_lag.secs"},
-        {"secs beyond the nanosecond range", config,
-         mutated_config([](json& j) { j["max_lag"]["secs"] = 18446744073709551615ULL; }),
-         "max_lag.secs"},
+        {"nanos carried into secs overflow u64", config, mutated_config([](json& j) {
+             j["max_lag"] = {{"secs", 18446744073709551615ULL}, {"nanos", 1000000000}};
+         }),
+         "max_lag: secs 18446744073709551615 plus the 1 s in nanos overflows u64"},
+        {"duration array of the wrong length", config,
+         mutated_config([](json& j) { j["max_lag"] = {5, 0, 0}; }),
+         "max_lag: expected 2 elements [secs, nanos], found 3"},
+        {"duration array with a bad element", config,
+         mutated_config([](json& j) { j["tombstone_grace"] = {5, "0"}; }), "tombstone_grace[1]"},
+        {"duration neither object nor array", config,
+         mutated_config([](json& j) { j["max_clock_offset"] = "5s"; }),
+         "max_clock_offset: expected a {secs, nanos} object"},
         {"added field present with the wrong type", config,
          mutated_config([](json& j) { j["tombstone_grace"] = 30; }), "tombstone_grace"},
         {"capacity negative", config,
@@ -500,6 +519,12 @@ TEST_CASE("malformed outcomes and documents throw ParseError", "[json][error]") 
          "exactly one key"},
         {"outcome body missing a field", outcome, R"({"Committed":{"region":"x"}})",
          "Committed.seq: missing"},
+        {"OutOfOrder body missing applied_seq", outcome,
+         R"({"OutOfOrder":{"region":"x","seq":4}})", "OutOfOrder.applied_seq: missing"},
+        {"unknown tag lists OutOfOrder", outcome, R"({"Late":{}})",
+         "AlreadyApplied or OutOfOrder)"},
+        {"two tags lists OutOfOrder", outcome, R"({"Committed":{},"OutOfOrder":{}})",
+         "AlreadyApplied or OutOfOrder), found 2"},
         {"syntax error", parser<geo::GeoRecord>(), R"({"region": "eu-west-1",)", "invalid JSON"},
         {"trailing garbage", parser<geo::RegionRaftGroup>(), std::string(group_fixture) + "}",
          "invalid JSON"},
@@ -550,4 +575,256 @@ TEST_CASE("a failed read leaves the destination exactly as it was", "[json][erro
         REQUIRE_THROWS_AS(geo::from_json(bad, outcome), geo::ParseError);
         CHECK(outcome == geo::GeoWriteOutcome(geo::AlreadyApplied{"x", 9}));
     }
+}
+
+// ---- fanout entries: prev_seq and the Rust module's drain tuples ----------------------------
+
+namespace {
+
+// A batch as the Rust module's drain_fanout returns it, serialized by serde_json: each entry a
+// `(String, GeoRecord, u64)` tuple, i.e. a 3-element array. serde_json writes non-ASCII text as
+// raw UTF-8 and escapes quotes, backslashes and control characters; the surrogate-pair escape is
+// what other JSON writers emit for the same emoji. The u64 values above 2^53 would be rounded by
+// a reader that went through double.
+const std::string drain_fixture =
+    R"([["user:42",{"region":"us-east-1","timestamp_ms":1700000000123,"clock":{"clocks":{"1":3}},"value":"alice@us"},1],)"
+    R"(["caf)" "\xC3\xA9:\xE6\x97\xA5\xE6\x9C\xAC" R"(\"k\"",{"region":"us-east-1","timestamp_ms":18446744073709551615,)"
+    R"("clock":{"clocks":{"1":9007199254740993,"18446744073709551615":18446744073709551614}},)"
+    R"("value":"line1\nline2\t\"quoted\" back\\slash \u0001 \ud83d\ude00 )" "\xF0\x9F\x98\x80" R"("},9007199254740993],)"
+    R"(["",{"region":"us-east-1","timestamp_ms":0,"clock":{"clocks":{}},"value":""},18446744073709551615]])";
+
+std::vector<geo::FanoutEntry> expected_drain() {
+    geo::GeoRecord first;
+    first.region = "us-east-1";
+    first.timestamp_ms = 1700000000123;
+    first.clock = geo::VectorClock{{1, 3}};
+    first.value = "alice@us";
+    geo::GeoRecord second;
+    second.region = "us-east-1";
+    second.timestamp_ms = 18446744073709551615ULL;
+    second.clock = geo::VectorClock{{1, 9007199254740993ULL},
+                                    {18446744073709551615ULL, 18446744073709551614ULL}};
+    second.value = "line1\nline2\t\"quoted\" back\\slash \x01 \xF0\x9F\x98\x80 \xF0\x9F\x98\x80";
+    geo::GeoRecord third;
+    third.region = "us-east-1";
+    return {
+        geo::FanoutEntry{"user:42", first, 1},
+        geo::FanoutEntry{"caf\xC3\xA9:\xE6\x97\xA5\xE6\x9C\xAC\"k\"", second, 9007199254740993ULL},
+        geo::FanoutEntry{"", third, 18446744073709551615ULL},
+    };
+}
+
+std::string drain_entry(const std::function<void(json&)>& mutate) {
+    json entry = json::array({"k", json::parse(record_fixture), 1});
+    mutate(entry);
+    return entry.dump();
+}
+
+} // namespace
+
+TEST_CASE("prev_seq is written and read back; an entry without it reads as 0", "[json][record]") {
+    geo::FanoutEntry entry{"user:1", sample_record(), 42};
+    entry.prev_seq = 41;
+    CHECK(json(entry)["prev_seq"] == 41);
+    CHECK(round_trip(entry) == entry);
+    CHECK(round_trip_text(entry).prev_seq == 41);
+
+    entry.prev_seq = 18446744073709551615ULL;
+    CHECK(round_trip_text(entry) == entry);
+
+    json without = json(entry);
+    without.erase("prev_seq");
+    const auto read = without.get<geo::FanoutEntry>();
+    CHECK(read.prev_seq == 0);
+    CHECK(read.seq == 42);
+    CHECK(read.key == "user:1");
+}
+
+TEST_CASE("a batch as the Rust module's drain writes it reads as fanout entries",
+          "[json][record][fixture]") {
+    const auto batch = geo::from_json_text<std::vector<geo::FanoutEntry>>(drain_fixture);
+    REQUIRE(batch.size() == 3);
+    const auto expected = expected_drain();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        INFO("entry " << i);
+        CHECK(batch[i].key == expected[i].key);
+        CHECK(batch[i].seq == expected[i].seq);
+        CHECK(batch[i].prev_seq == 0);
+        CHECK(batch[i].record == expected[i].record);
+        CHECK(batch[i] == expected[i]);
+    }
+    // A single tuple reads as an entry too.
+    const json document = json::parse(drain_fixture);
+    CHECK(document[1].get<geo::FanoutEntry>() == expected[1]);
+}
+
+TEST_CASE("fanout entries are written as objects and read back, from either form",
+          "[json][record]") {
+    const auto expected = expected_drain();
+    const json written = expected;
+    REQUIRE(written.is_array());
+    for (const auto& entry : written) {
+        CHECK(entry.is_object());
+        CHECK(entry["prev_seq"] == 0);
+    }
+    CHECK(geo::from_json_text<std::vector<geo::FanoutEntry>>(written.dump()) == expected);
+    CHECK(round_trip_text(expected) == expected);
+}
+
+TEST_CASE("a batch may mix the object and the tuple form", "[json][record]") {
+    geo::FanoutEntry object_entry{"a", sample_record(), 7};
+    object_entry.prev_seq = 6;
+    json without_prev = json(geo::FanoutEntry{"c", sample_record(), 9});
+    without_prev.erase("prev_seq");
+    const json batch = json::array({json(object_entry),
+                                    json::array({"b", json::parse(record_fixture), 8}),
+                                    without_prev});
+    const auto read = geo::from_json_text<std::vector<geo::FanoutEntry>>(batch.dump());
+    REQUIRE(read.size() == 3);
+    CHECK(read[0] == object_entry);
+    CHECK(read[1].key == "b");
+    CHECK(read[1].seq == 8);
+    CHECK(read[1].prev_seq == 0);
+    CHECK(read[1].record == json::parse(record_fixture).get<geo::GeoRecord>());
+    CHECK(read[2].key == "c");
+    CHECK(read[2].seq == 9);
+    CHECK(read[2].prev_seq == 0);
+}
+
+TEST_CASE("malformed drain tuples throw ParseError naming the path", "[json][error]") {
+    const auto batch = parser<std::vector<geo::FanoutEntry>>();
+    const auto entry = parser<geo::FanoutEntry>();
+    const std::string good = drain_entry([](json&) {});
+    check_rejected({
+        {"two elements", batch,
+         "[" + good + "," + good + "," + drain_entry([](json& j) { j.erase(2); }) + "]",
+         "[2]: expected 3 elements [key, record, seq], found 2"},
+        {"four elements", batch, "[" + drain_entry([](json& j) { j.push_back(0); }) + "]",
+         "[0]: expected 3 elements [key, record, seq], found 4"},
+        {"empty tuple", entry, "[]", "expected 3 elements [key, record, seq], found 0"},
+        {"key not a string", batch, "[" + drain_entry([](json& j) { j[0] = 1; }) + "]",
+         "[0][0]: expected a string"},
+        {"record not an object", batch, "[" + drain_entry([](json& j) { j[1] = "rec"; }) + "]",
+         "[0][1]: expected an object"},
+        {"record with a bad field, fourth in the batch", batch,
+         "[" + good + "," + good + "," + good + "," +
+             drain_entry([](json& j) { j[1]["timestamp_ms"] = "soon"; }) + "]",
+         "[3][1].timestamp_ms"},
+        {"record missing its clock", batch,
+         "[" + drain_entry([](json& j) { j[1].erase("clock"); }) + "]",
+         "[0][1].clock: missing"},
+        {"negative seq", batch, "[" + drain_entry([](json& j) { j[2] = -1; }) + "]", "[0][2]"},
+        {"fractional seq", batch, "[" + drain_entry([](json& j) { j[2] = 1.5; }) + "]", "[0][2]"},
+        {"seq as a string", batch, "[" + drain_entry([](json& j) { j[2] = "1"; }) + "]", "[0][2]"},
+        {"seq beyond u64", batch,
+         "[" + good + R"(,["k",)" + std::string(record_fixture) + ",18446744073709551616]]",
+         "[1][2]"},
+        {"entry neither object nor array", batch, "[" + good + ",5]",
+         "[1]: expected an object or a [key, record, seq] array, found 5"},
+    });
+}
+
+TEST_CASE("a failed read of a drain tuple leaves the destination as it was", "[json][error]") {
+    SECTION("one entry") {
+        geo::FanoutEntry entry{"before", sample_record(), 3};
+        entry.prev_seq = 2;
+        const geo::FanoutEntry before = entry;
+        // key and record are valid and would be assigned by an element-by-element reader.
+        const json bad = json::parse(drain_entry([](json& j) { j[2] = "x"; }));
+        REQUIRE_THROWS_AS(geo::from_json(bad, entry), geo::ParseError);
+        CHECK(entry == before);
+    }
+    SECTION("a batch") {
+        std::vector<geo::FanoutEntry> batch{geo::FanoutEntry{"kept", sample_record(), 1}};
+        const auto before = batch;
+        const json bad =
+            json::parse("[" + drain_entry([](json&) {}) + "," +
+                        drain_entry([](json& j) { j[1]["value"] = 5; }) + "]");
+        REQUIRE_THROWS_AS(geo::detail::read_value(bad, batch), geo::ParseError);
+        CHECK(batch == before);
+    }
+}
+
+// ---- durations beyond std::chrono::nanoseconds, and serde's other Duration forms -----------
+
+TEST_CASE("durations beyond nanoseconds saturate, as Rust's Duration::MAX does for never",
+          "[json][duration]") {
+    using geo::detail::duration_from_json;
+    constexpr auto max = std::chrono::nanoseconds::max();
+    const json duration_max = {{"secs", 18446744073709551615ULL}, {"nanos", 999999999}};
+    const json two_to_63_ns = {{"secs", 9223372036}, {"nanos", 854775808}};
+    const json largest_exact = {{"secs", 9223372036}, {"nanos", 854775807}};
+    const json just_beyond_secs = {{"secs", 9223372037}, {"nanos", 0}};
+    CHECK(duration_from_json(duration_max) == max);
+    CHECK(duration_from_json(two_to_63_ns) == max);
+    CHECK(duration_from_json(just_beyond_secs) == max);
+    CHECK(duration_from_json(largest_exact) == max);
+    CHECK(duration_from_json({{"secs", 9223372036}, {"nanos", 854775806}}) == max - 1ns);
+
+    // Writing the saturated value gives the secs and nanos it stands for, which read back equal.
+    CHECK(geo::detail::duration_to_json(max) == largest_exact);
+
+    for (const char* field : {"max_lag", "tombstone_grace", "max_clock_offset"}) {
+        INFO(field);
+        for (const json& value : {duration_max, two_to_63_ns}) {
+            const auto config =
+                geo::parse_config(mutated_config([&](json& j) { j[field] = value; }));
+            const auto& read = std::string(field) == "max_lag"           ? config.max_lag
+                               : std::string(field) == "tombstone_grace" ? config.tombstone_grace
+                                                                         : config.max_clock_offset;
+            CHECK(read == max);
+            CHECK_NOTHROW(config.validate());
+            const json written = json(config);
+            CHECK(written[field] == largest_exact);
+            CHECK(round_trip_text(config) == config);
+        }
+    }
+}
+
+TEST_CASE("durations read nanos of a second or more by carrying them into secs, as serde does",
+          "[json][duration]") {
+    using geo::detail::duration_from_json;
+    CHECK(duration_from_json({{"secs", 1}, {"nanos", 1500000000}}) == 2500ms);
+    CHECK(duration_from_json({{"secs", 0}, {"nanos", 1000000000}}) == 1s);
+    CHECK(duration_from_json({{"secs", 3}, {"nanos", 4294967295U}}) ==
+          std::chrono::nanoseconds(7s + 294967295ns));
+    // secs at the u64 limit with nanos below a second: no carry, so no overflow; it saturates.
+    CHECK(duration_from_json({{"secs", 18446744073709551615ULL}, {"nanos", 0}}) ==
+          std::chrono::nanoseconds::max());
+    // The carry that lands exactly on u64's limit is accepted too.
+    CHECK(duration_from_json({{"secs", 18446744073709551614ULL}, {"nanos", 1000000000}}) ==
+          std::chrono::nanoseconds::max());
+}
+
+TEST_CASE("durations also read as a [secs, nanos] array, as serde's Duration accepts",
+          "[json][duration]") {
+    using geo::detail::duration_from_json;
+    CHECK(duration_from_json(json::array({5, 0})) == 5s);
+    CHECK(duration_from_json(json::array({1, 1500000000})) == 2500ms);
+    CHECK(duration_from_json(json::array({18446744073709551615ULL, 999999999})) ==
+          std::chrono::nanoseconds::max());
+    const auto config = geo::parse_config(mutated_config([](json& j) {
+        j["max_lag"] = json::array({2, 500});
+    }));
+    CHECK(config.max_lag == 2s + 500ns);
+    CHECK(json(config)["max_lag"] == json{{"secs", 2}, {"nanos", 500}}); // written as the object
+}
+
+// ---- conflict_log_capacity ------------------------------------------------------------------
+
+TEST_CASE("a capacity the reader accepts but the replicator cannot allocate fails validate",
+          "[json][config]") {
+    const auto at_limit = geo::parse_config(mutated_config([](json& j) {
+        j["conflict_log_capacity"] = geo::ActiveActiveGeoConfig::max_conflict_log_capacity;
+    }));
+    CHECK_NOTHROW(at_limit.validate());
+
+    const auto huge = geo::parse_config(mutated_config([](json& j) {
+        j["conflict_log_capacity"] = std::numeric_limits<std::size_t>::max();
+    }));
+    CHECK(huge.conflict_log_capacity == std::numeric_limits<std::size_t>::max());
+    REQUIRE_THROWS_AS(huge.validate(), geo::ConfigError);
+    REQUIRE_THROWS_WITH(huge.validate(), geo_test::contains("conflict_log_capacity"));
+    REQUIRE_THROWS_WITH(huge.validate(), geo_test::contains(std::to_string(
+                                             geo::ActiveActiveGeoConfig::max_conflict_log_capacity)));
 }

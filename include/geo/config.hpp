@@ -46,12 +46,17 @@ struct ActiveActiveGeoConfig {
     /// How long a tombstone outlives the write that made it before it may be purged; every
     /// delivery must finish within it (see ActiveActiveReplicator::purge_tombstones).
     std::chrono::nanoseconds tombstone_grace{std::chrono::hours(24)};
-    /// How many conflicts `recent_conflicts()` keeps; 0 keeps none (listeners still run).
+    /// How many conflicts `recent_conflicts()` keeps; 0 keeps none (listeners still run). The
+    /// log is allocated up front (about 150 bytes an entry), so validate() caps it.
     std::size_t conflict_log_capacity{1024};
     /// A remote write stamped further than this ahead of the local physical clock is counted
     /// in `ActiveActiveReplicator::clock_offset_violations()` (still applied: refusing it would
     /// depend on each replica's clock and break convergence). Zero disables the check.
     std::chrono::nanoseconds max_clock_offset{0};
+
+    /// The largest conflict_log_capacity validate() accepts: 2^20 entries, about 160 MB
+    /// allocated when the replicator is built.
+    static constexpr std::size_t max_conflict_log_capacity = std::size_t{1} << 20;
 
     [[nodiscard]] static ActiveActiveGeoConfig single_region(RegionId local) {
         return multi_region(local, {local});
@@ -155,6 +160,12 @@ struct ActiveActiveGeoConfig {
         }
         if (max_clock_offset.count() < 0) {
             throw ConfigError("max_clock_offset is negative");
+        }
+        if (conflict_log_capacity > max_conflict_log_capacity) {
+            throw ConfigError("conflict_log_capacity " + std::to_string(conflict_log_capacity) +
+                              " exceeds the limit of " +
+                              std::to_string(max_conflict_log_capacity) +
+                              " (ActiveActiveGeoConfig::max_conflict_log_capacity)");
         }
     }
 

@@ -245,13 +245,21 @@ inline void to_json(nlohmann::json& j, const FanoutEntry& entry) {
     j["prev_seq"] = entry.prev_seq;
 }
 
+/// The object above (a missing `prev_seq` reads as 0), or the `[key, record, seq]` tuple the Rust
+/// module's drain_fanout returns (prev_seq 0); a batch may mix both.
 inline void from_json(const nlohmann::json& j, FanoutEntry& entry) {
-    detail::expect_object(j);
     FanoutEntry result;
-    detail::read_field(j, "key", result.key);
-    detail::read_field(j, "record", result.record);
-    detail::read_field(j, "seq", result.seq);
-    detail::read_field_if_present(j, "prev_seq", result.prev_seq);
+    if (j.is_array()) {
+        detail::read_tuple(j, "[key, record, seq]", result.key, result.record, result.seq);
+    } else if (j.is_object()) {
+        detail::read_field(j, "key", result.key);
+        detail::read_field(j, "record", result.record);
+        detail::read_field(j, "seq", result.seq);
+        detail::read_field_if_present(j, "prev_seq", result.prev_seq);
+    } else {
+        throw detail::FieldParseError(
+            "", "expected an object or a [key, record, seq] array, found " + detail::describe(j));
+    }
     entry = std::move(result);
 }
 

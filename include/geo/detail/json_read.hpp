@@ -248,10 +248,33 @@ void read_optional_field(const json& object, const char* key, std::optional<T>& 
     read_field_if_present(object, key, out);
 }
 
+/// A Rust tuple as serde writes it: an array of exactly as many elements as `outs`, read in
+/// order, an error naming the element's index. `shape` describes the elements in messages,
+/// e.g. "[key, record, seq]".
+template <class... Ts>
+void read_tuple(const json& j, std::string_view shape, Ts&... outs) {
+    constexpr std::size_t arity = sizeof...(Ts);
+    if (!j.is_array()) {
+        throw FieldParseError("", "expected a " + std::string(shape) + " array, found " +
+                                      describe(j));
+    }
+    if (j.size() != arity) {
+        throw FieldParseError("", "expected " + std::to_string(arity) + " elements " +
+                                      std::string(shape) + ", found " + std::to_string(j.size()));
+    }
+    std::size_t index = 0;
+    const auto read_next = [&j, &index](auto& out) {
+        within("[" + std::to_string(index) + "]", [&] { read_value(j[index], out); });
+        ++index;
+    };
+    (read_next(outs), ...);
+}
+
 // ---- wire forms several types share -------------------------------------------------------
 
 /// `{"secs": 5, "nanos": 0}`, Rust's `Duration`. `field` names the value in the error a negative
-/// duration (which has no wire form) raises.
+/// duration (which has no wire form) raises. nanoseconds::max(), what a duration too long for
+/// it reads as, writes as its own value, {"secs": 9223372036, "nanos": 854775807}.
 [[nodiscard]] inline json duration_to_json(std::chrono::nanoseconds duration,
                                            std::string_view field = "duration") {
     if (duration.count() < 0) {
@@ -264,21 +287,40 @@ void read_optional_field(const json& object, const char* key, std::optional<T>& 
     return j;
 }
 
-/// Inverse of duration_to_json; nanos must be below 10^9 and the total must fit nanoseconds.
+/// Inverse of duration_to_json, reading what serde's `Duration` deserializer accepts: the object
+/// or a `[secs, nanos]` array; `secs` a u64 and `nanos` a u32 that may exceed a second, its whole
+/// seconds carried into `secs` (an error only when that overflows u64, as in serde). A duration
+/// beyond std::chrono::nanoseconds (about 292 years, e.g. Rust's `Duration::MAX` for "never")
+/// saturates to nanoseconds::max().
 [[nodiscard]] inline std::chrono::nanoseconds duration_from_json(const json& j) {
-    expect_object(j);
+    constexpr std::uint64_t nanos_per_sec = 1'000'000'000U;
     std::uint64_t secs = 0;
     std::uint64_t nanos = 0;
-    read_field(j, "secs", secs);
-    read_field(j, "nanos", nanos);
-    if (nanos >= 1'000'000'000U) {
-        throw FieldParseError("nanos", std::to_string(nanos) + " is not below 1000000000");
+    if (j.is_array()) {
+        read_tuple(j, "[secs, nanos]", secs, nanos);
+    } else if (j.is_object()) {
+        read_field(j, "secs", secs);
+        read_field(j, "nanos", nanos);
+    } else {
+        throw FieldParseError("", "expected a {secs, nanos} object, found " + describe(j));
     }
+    const char* const nanos_path = j.is_array() ? "[1]" : "nanos";
+    if (nanos > std::numeric_limits<std::uint32_t>::max()) {
+        throw FieldParseError(nanos_path, std::to_string(nanos) + " does not fit u32");
+    }
+    const std::uint64_t carry = nanos / nanos_per_sec;
+    if (secs > std::numeric_limits<std::uint64_t>::max() - carry) {
+        throw FieldParseError("", "secs " + std::to_string(secs) + " plus the " +
+                                      std::to_string(carry) + " s in nanos overflows u64");
+    }
+    secs += carry;
+    nanos %= nanos_per_sec;
     constexpr auto max_count = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    if (secs > (max_count - nanos) / 1'000'000'000U) {
-        throw FieldParseError("secs", std::to_string(secs) + " s is beyond the nanosecond range");
+    if (secs > max_count / nanos_per_sec ||
+        (secs == max_count / nanos_per_sec && nanos > max_count % nanos_per_sec)) {
+        return std::chrono::nanoseconds::max();
     }
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(secs * 1'000'000'000U + nanos));
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(secs * nanos_per_sec + nanos));
 }
 
 inline void read_value(const json& j, std::chrono::nanoseconds& out) {
