@@ -23,4 +23,11 @@ public:
     explicit ParseError(const std::string& what) : Error("geo parse error: " + what) {}
 };
 
+/// A key or value that cannot travel on the JSON wire (not valid UTF-8), refused when written
+/// so it never blocks a stream at shipping time; the message names the key.
+class EncodingError : public Error {
+public:
+    explicit EncodingError(const std::string& what) : Error("geo encoding error: " + what) {}
+};
+
 } // namespace geo

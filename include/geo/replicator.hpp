@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "detail/replica.hpp"
 #include "detail/snapshot_path.hpp"
+#include "detail/utf8.hpp"
 #include "detail/write_path.hpp"
 #include "error.hpp"
 #include "hybrid_clock.hpp"
@@ -93,27 +94,30 @@ public:
     GeoWriteOutcome apply_local_write(std::string_view region, std::string_view key,
                                       std::string_view value, std::uint64_t timestamp_ms,
                                       VectorClock clock = {}) {
-        return commit_local(region_index(region), key, value, false, Stamp::Host, timestamp_ms,
-                            &clock);
+        const std::size_t r = region_index(region);
+        check_text(key, value);
+        return commit_local(r, key, value, false, Stamp::Host, timestamp_ms, &clock);
     }
 
     /// Like `apply_local_write`, for a delete: stores a tombstone.
     GeoWriteOutcome apply_local_delete(std::string_view region, std::string_view key,
                                        std::uint64_t timestamp_ms, VectorClock clock = {}) {
-        return commit_local(region_index(region), key, {}, true, Stamp::Host, timestamp_ms, &clock);
+        const std::size_t r = region_index(region);
+        check_text(key, {});
+        return commit_local(r, key, {}, true, Stamp::Host, timestamp_ms, &clock);
     }
 
     /// Writes `value` in the local region, stamped by this node's hybrid clock (and, in
     /// vector-clock mode, with the key's clock advanced on the local group's entry). Not for a
     /// Raft group's apply path (each node's clock differs): use the overload with a timestamp.
     GeoWriteOutcome put(std::string_view key, std::string_view value) {
-        check_local_group();
+        check_local_write(key, value);
         return commit_local(rep_.local, key, value, false, Stamp::Clock, 0, nullptr);
     }
 
     /// Deletes `key` in the local region: a tombstone that wins over every older write.
     GeoWriteOutcome erase(std::string_view key) {
-        check_local_group();
+        check_local_write(key, {});
         return commit_local(rep_.local, key, {}, true, Stamp::Clock, 0, nullptr);
     }
 
@@ -127,13 +131,13 @@ public:
     /// Vector-clock mode derives the clock as `put(key, value)` does and lifts a timestamp at
     /// or below the stored record's just above it (refused at the top of the range).
     GeoWriteOutcome put(std::string_view key, std::string_view value, std::uint64_t timestamp_ms) {
-        check_local_group();
+        check_local_write(key, value);
         return commit_local(rep_.local, key, value, false, Stamp::Log, timestamp_ms, nullptr);
     }
 
     /// Like `put(key, value, timestamp_ms)`, for a delete.
     GeoWriteOutcome erase(std::string_view key, std::uint64_t timestamp_ms) {
-        check_local_group();
+        check_local_write(key, {});
         return commit_local(rep_.local, key, {}, true, Stamp::Log, timestamp_ms, nullptr);
     }
 
@@ -145,6 +149,7 @@ public:
                                        std::string_view value, std::uint64_t timestamp_ms,
                                        VectorClock clock = {}) {
         const std::size_t o = region_index(origin);
+        check_text(key, value);
         // Resolved as the origin's next seq; the counter only advances if the write is stored.
         detail::Incoming in{o,    key, value, timestamp_ms, std::move(clock),
                             false, rep_.regions[o]->stream.seq() + 1, true};
@@ -387,11 +392,29 @@ private:
     }
 
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
+        check_text(entry.key, entry.record.value);
         if (entry.record.region != rep_.config.regions[o]) {
             throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
                               entry.record.region + "' but arrived from '" +
                               rep_.config.regions[o] + "'");
         }
+    }
+
+    /// Keys and values travel as JSON strings: what is not valid UTF-8 is refused up front.
+    static void check_text(std::string_view key, std::string_view value) {
+        if (!detail::is_valid_utf8(key)) {
+            throw EncodingError("key is not valid UTF-8 (bytes: " + detail::escape_bytes(key) +
+                                ")");
+        }
+        if (!detail::is_valid_utf8(value)) {
+            throw EncodingError("value of key '" + detail::escape_bytes(key) +
+                                "' is not valid UTF-8");
+        }
+    }
+
+    void check_local_write(std::string_view key, std::string_view value) const {
+        check_text(key, value);
+        check_local_group();
     }
 
     void check_local_group() const {

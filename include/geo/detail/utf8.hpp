@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 namespace geo::detail {
@@ -78,6 +79,23 @@ namespace geo::detail {
         i += length;
     }
     return true;
+}
+
+/// `s` with printable ASCII kept and every other byte as \xNN, for error messages.
+[[nodiscard]] inline std::string escape_bytes(std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (const char c : s) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+            out.push_back(c);
+        } else {
+            out += "\\x";
+            out.push_back(hex[byte >> 4]);
+            out.push_back(hex[byte & 0xf]);
+        }
+    }
+    return out;
 }
 
 } // namespace geo::detail
