@@ -962,3 +962,44 @@ TEST_CASE("the clock offset check is off unless configured") {
     replica.apply_remote_write("eu-west-1", "k", "v", 1000 + 3'600'000, {});
     CHECK(replica.clock_offset_violations() == 0);
 }
+
+TEST_CASE("a key or value that is not valid UTF-8 is refused when written and changes nothing") {
+    const std::string us = "us-east-1";
+    const std::string eu = "eu-west-1";
+    auto config = ActiveActiveGeoConfig::multi_region(us, {us, eu});
+    ActiveActiveReplicator replica(config, {{us, 1, {1}}, {eu, 2, {2}}});
+    ActiveActiveReplicator peer(ActiveActiveGeoConfig::multi_region(eu, {us, eu}),
+                                {{us, 1, {1}}, {eu, 2, {2}}});
+    REQUIRE(std::holds_alternative<Committed>(replica.put("k", "v")));
+    REQUIRE(std::holds_alternative<Committed>(peer.put("p", "from eu")));
+    const std::string bad_value = std::string("ok\xff", 3);
+    const std::string bad_key = std::string("k\xc0\xaf", 3); // an overlong '/'
+    const auto before = replica.records_digest();
+    const auto sequences = replica.region_sequences();
+
+    CHECK_THROWS_AS(replica.put("k", bad_value), geo::EncodingError);
+    CHECK_THROWS_AS(replica.put(bad_key, "v"), geo::EncodingError);
+    CHECK_THROWS_AS(replica.put(bad_key, "v", 5), geo::EncodingError);
+    CHECK_THROWS_AS(replica.erase(bad_key), geo::EncodingError);
+    CHECK_THROWS_AS(replica.apply_local_write(us, "k", bad_value, 10), geo::EncodingError);
+    CHECK_THROWS_AS(replica.apply_local_delete(us, bad_key, 10), geo::EncodingError);
+    CHECK_THROWS_AS(replica.apply_remote_write(eu, "k", bad_value, 10), geo::EncodingError);
+    REQUIRE_THROWS_WITH(replica.put(bad_key, "v"), geo_test::contains("k\\xc0\\xaf"));
+
+    // A batch with one bad entry among good ones applies none of them.
+    auto batch = peer.peek_fanout(eu, us);
+    REQUIRE(batch.size() == 1);
+    FanoutEntry bad = batch.front();
+    bad.key = "q";
+    bad.record.value = bad_value;
+    bad.seq = bad.record.seq = batch.front().seq + 1;
+    bad.prev_seq = batch.front().seq;
+    batch.push_back(bad);
+    CHECK_THROWS_AS(replica.apply_remote(eu, batch), geo::EncodingError);
+    CHECK_THROWS_AS(replica.apply_remote(eu, bad), geo::EncodingError);
+    CHECK_FALSE(replica.get("p").has_value());
+
+    CHECK(replica.records_digest() == before);
+    CHECK(replica.region_sequences() == sequences);
+    CHECK(replica.pending_fanout_len(us) == 1);
+}
