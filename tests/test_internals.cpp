@@ -1,10 +1,9 @@
 // Tests of the replicator's internal building blocks whose mistakes would not always show
-// through the public API: region lookup and ranking, the key hash, the compact conflict log.
+// through the public API: region lookup and ranking, the compact conflict log.
 // Plus the public behaviour that depends on them: LWW ties broken by region id whatever the
 // configured order of the regions.
 
 #include <geo/detail/conflict_log.hpp>
-#include <geo/detail/key_table.hpp>
 #include <geo/detail/region_names.hpp>
 #include <geo/detail/spin_mutex.hpp>
 #include <geo/replicator.hpp>
@@ -18,7 +17,6 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <variant>
@@ -77,83 +75,6 @@ TEST_CASE("RegionNames ranks ids in string order", "[internals]") {
             REQUIRE((names.rank(i) < names.rank(j)) == (tricky_ids[i] < tricky_ids[j]));
         }
     }
-}
-
-TEST_CASE("hash_key spreads similar keys over shards and buckets", "[internals]") {
-    // The replicator takes the shard from the top bits and the bucket from the low bits; keys
-    // that differ only in a trailing counter must still spread over both.
-    constexpr std::size_t keys = 1 << 16;
-    constexpr std::size_t shards = 64;
-    constexpr std::size_t buckets = 1 << 12;
-    std::vector<std::size_t> per_shard(shards);
-    std::vector<std::size_t> per_bucket(buckets);
-    std::set<std::size_t> distinct;
-    const std::uint64_t seed = GENERATE(0ULL, 0x5eed5eed5eed5eedULL, geo::detail::random_seed());
-    for (std::size_t i = 0; i < keys; ++i) {
-        const std::string key = "http://example.org/resource/" + std::to_string(i);
-        const std::size_t h = geo::detail::hash_key(key, seed);
-        REQUIRE(h == geo::detail::hash_key(std::string(key), seed)); // a function of the bytes
-        distinct.insert(h);
-        ++per_shard[(static_cast<std::uint64_t>(h) >> 48) % shards];
-        ++per_bucket[h & (buckets - 1)];
-    }
-    REQUIRE(distinct.size() == keys);
-    // Expected 1024 per shard and 16 per bucket; these bounds are many standard deviations
-    // wide for a uniform hash, and fail for one that ignores the counter's bytes.
-    const auto [shard_min, shard_max] = std::minmax_element(per_shard.begin(), per_shard.end());
-    REQUIRE(*shard_min > 850);
-    REQUIRE(*shard_max < 1200);
-    const auto [bucket_min, bucket_max] = std::minmax_element(per_bucket.begin(), per_bucket.end());
-    REQUIRE(*bucket_min > 0);
-    REQUIRE(*bucket_max < 45);
-}
-
-TEST_CASE("hash_key with a secret seed resists keys built to collide", "[internals]") {
-    // Without a seed, a word equal to the first mixing constant is multiplied by zero, so keys
-    // of 9 to 16 bytes that start with it collide whatever their other bytes.
-    constexpr std::uint64_t k1 = 0xc2b2ae3d27d4eb4fULL;
-    std::string prefix(8, '\0');
-    for (std::size_t i = 0; i < 8; ++i) {
-        prefix[i] = static_cast<char>((k1 >> (8 * i)) & 0xff); // little-endian word
-    }
-    std::set<std::size_t> unseeded;
-    std::set<std::size_t> seeded;
-    const std::uint64_t seed = geo::detail::random_seed();
-    for (int i = 0; i < 1000; ++i) {
-        const std::string key = prefix + std::to_string(1000 + i);
-        unseeded.insert(geo::detail::hash_key(key));
-        seeded.insert(geo::detail::hash_key(key, seed));
-    }
-    // Little-endian machines only show the weakness; the seeded hash must spread either way.
-    REQUIRE(seeded.size() == 1000);
-    if (geo::detail::load_word(prefix.data()) == k1) {
-        REQUIRE(unseeded.size() < 10);
-    }
-    // Two seeds give unrelated hashes.
-    REQUIRE(geo::detail::random_seed() != geo::detail::random_seed());
-    std::size_t same = 0;
-    for (int i = 0; i < 1000; ++i) {
-        const std::string key = "http://example.org/resource/" + std::to_string(i);
-        same += geo::detail::hash_key(key, 1) == geo::detail::hash_key(key, 2) ? 1 : 0;
-    }
-    REQUIRE(same == 0);
-}
-
-TEST_CASE("hash_key depends on every byte and on the length", "[internals]") {
-    std::set<std::size_t> seen;
-    std::size_t made = 0;
-    for (std::size_t len = 0; len <= 40; ++len) {
-        const std::string base(len, 'k');
-        seen.insert(geo::detail::hash_key(base));
-        ++made;
-        for (std::size_t pos = 0; pos < len; ++pos) {
-            std::string flipped = base;
-            flipped[pos] = 'j';
-            seen.insert(geo::detail::hash_key(flipped));
-            ++made;
-        }
-    }
-    REQUIRE(seen.size() == made);
 }
 
 TEST_CASE("LoggedConflict round-trips both writes and reuses its memory", "[internals]") {
