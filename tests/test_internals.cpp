@@ -77,36 +77,6 @@ TEST_CASE("RegionNames ranks ids in string order", "[internals]") {
     }
 }
 
-TEST_CASE("LoggedConflict round-trips both writes and reuses its memory", "[internals]") {
-    const std::vector<std::string> regions{"us-east-1", "eu-west-1", "ap-northeast-1"};
-    geo::detail::LoggedConflict entry;
-
-    const geo::VectorClock winner_clock{{1, 4}, {7, 2}};
-    const geo::VectorClock loser_clock{{2, 9}};
-    entry.assign("key-with-a-long-name-000000000001",
-                 geo::detail::WriteRef{2, 500, 11, winner_clock, std::string(40, 'w'), false},
-                 geo::detail::WriteRef{0, 499, 3, loser_clock, "", true});
-    geo::ConflictEvent event = entry.to_event(regions);
-    REQUIRE(event.key == "key-with-a-long-name-000000000001");
-    REQUIRE(event.winner ==
-            geo::GeoRecord{"ap-northeast-1", 500, winner_clock, std::string(40, 'w'), 11, false});
-    REQUIRE(event.loser == geo::GeoRecord{"us-east-1", 499, loser_clock, "", 3, true});
-
-    // Overwritten by a smaller conflict: nothing of the first one shows through.
-    const geo::VectorClock empty;
-    entry.assign("k", geo::detail::WriteRef{1, 7, 1, empty, "v", false},
-                 geo::detail::WriteRef{0, 6, 2, empty, "old", false});
-    entry.set_winner_seq(42);
-    event = entry.to_event(regions);
-    REQUIRE(event.key == "k");
-    REQUIRE(event.winner == geo::GeoRecord{"eu-west-1", 7, {}, "v", 42, false});
-    REQUIRE(event.loser == geo::GeoRecord{"us-east-1", 6, {}, "old", 2, false});
-
-    geo::detail::LoggedConflict other;
-    swap(entry, other);
-    REQUIRE(other.to_event(regions) == event);
-}
-
 TEST_CASE("LWW ties go to the greater region id whatever the configured order", "[internals]") {
     // Regions configured against their string order, with ids that share prefixes.
     const std::vector<std::string> ids{"zz", "us-east-1", "us-east", "a", "us-east-10"};
