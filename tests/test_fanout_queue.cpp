@@ -374,7 +374,8 @@ TEST_CASE("FanoutQueue agrees with a naive model on random operation sequences",
         const std::size_t regions = 2 + seed % 3;
         const std::size_t self = (seed / 3) % regions;
         const std::size_t key_count = 2 + (seed / 7) % (key_pool.size() - 1);
-        const std::vector<std::string> keys(key_pool.begin(), key_pool.begin() + key_count);
+        const std::vector<std::string> keys(
+            key_pool.begin(), key_pool.begin() + static_cast<std::ptrdiff_t>(key_count));
         Harness h(seed, regions, self, keys);
         std::vector<std::string> history;
         for (int i = 0; i < steps; ++i) {

@@ -53,7 +53,7 @@ std::vector<std::string> tricky_keys() {
                                   std::string("nul\0byte", 8),
                                   std::string("nul\0bytf", 8)};
     for (std::size_t len = 1; len <= 40; ++len) {
-        keys.push_back(std::string(len, 'k'));
+        keys.emplace_back(len, 'k');
     }
     return keys;
 }

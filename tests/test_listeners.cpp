@@ -185,6 +185,7 @@ TEST_CASE("ListenerSet under concurrent add, remove and deliver loses and duplic
     std::vector<int> failed_removes(threads, 0);
     std::atomic<int> ready{0};
     std::vector<std::thread> workers;
+    workers.reserve(threads);
     for (int t = 0; t < threads; ++t) {
         workers.emplace_back([&, t] {
             ready.fetch_add(1);

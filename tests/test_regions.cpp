@@ -53,6 +53,7 @@ TEST_CASE("RegionStream from several threads: raise_seq keeps the maximum, next_
     std::vector<std::vector<std::uint64_t>> handed(threads);
     std::vector<int> went_back(threads, 0);
     std::vector<std::thread> workers;
+    workers.reserve(threads);
     for (int t = 0; t < threads; ++t) {
         workers.emplace_back([&, t] {
             const auto ti = static_cast<std::size_t>(t);
