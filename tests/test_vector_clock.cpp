@@ -3,9 +3,120 @@
 #include "geo_test.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <new>
 #include <random>
+#include <sstream>
+#include <string>
+#include <utility>
 #include <vector>
+
+// ---- counting global allocator --------------------------------------------------------------
+// This test is its own executable, so it may replace the global allocation functions. Every
+// variant forwards to malloc/aligned_alloc and every deallocation to free, so the sanitizers
+// (which intercept malloc and free) still see matched pairs.
+
+namespace {
+
+std::atomic<std::size_t> allocation_count{0};
+/// 0: allocations succeed. n > 0: the n-th allocation from now fails (then it is 0 again).
+std::atomic<std::size_t> fail_in{0};
+
+void* counted_allocate(std::size_t size, std::size_t alignment) noexcept {
+    allocation_count.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t armed = fail_in.load(std::memory_order_relaxed);
+    if (armed != 0) {
+        fail_in.store(armed - 1, std::memory_order_relaxed);
+        if (armed == 1) {
+            return nullptr;
+        }
+    }
+    size = size == 0 ? 1 : size;
+    if (alignment <= alignof(std::max_align_t)) {
+        return std::malloc(size);
+    }
+    return std::aligned_alloc(alignment, (size + alignment - 1) / alignment * alignment);
+}
+
+void* allocate_or_throw(std::size_t size, std::size_t alignment) {
+    void* p = counted_allocate(size, alignment);
+    if (p == nullptr) {
+        throw std::bad_alloc();
+    }
+    return p;
+}
+
+std::size_t align_of(std::align_val_t alignment) noexcept {
+    return static_cast<std::size_t>(alignment);
+}
+
+} // namespace
+
+void* operator new(std::size_t size) {
+    return allocate_or_throw(size, 0);
+}
+void* operator new[](std::size_t size) {
+    return allocate_or_throw(size, 0);
+}
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+    return counted_allocate(size, 0);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+    return counted_allocate(size, 0);
+}
+void* operator new(std::size_t size, std::align_val_t alignment) {
+    return allocate_or_throw(size, align_of(alignment));
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) {
+    return allocate_or_throw(size, align_of(alignment));
+}
+void* operator new(std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept {
+    return counted_allocate(size, align_of(alignment));
+}
+void* operator new[](std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept {
+    return counted_allocate(size, align_of(alignment));
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+    std::free(p);
+}
 
 using geo::ClockOrder;
 using geo::NodeId;
@@ -307,5 +418,260 @@ TEST_CASE("a clock happens before itself incremented") {
         if (!a.happens_before(next) || next.happens_before(a)) {
             FAIL_CHECK("round " << i << ": increment did not move the clock strictly forward");
         }
+    }
+}
+
+TEST_CASE("incrementing a counter at the maximum wraps it to zero, which removes the entry") {
+    VectorClock clock{{1, 4}, {2, std::numeric_limits<std::uint64_t>::max()}};
+    clock.increment(2);
+    CHECK(clock.get(2) == 0);
+    CHECK(clock == VectorClock{{1, 4}});
+    CHECK(clock.entries().size() == 1);
+}
+
+// ---- allocation behaviour -------------------------------------------------------------------
+
+namespace {
+
+constexpr std::size_t inline_capacity = VectorClock::inline_capacity;
+
+/// Heap allocations made while `f` runs (run nothing else in `f`: Catch2 may allocate).
+template <class F>
+std::size_t allocations_during(F&& f) {
+    const std::size_t before = allocation_count.load(std::memory_order_relaxed);
+    f();
+    return allocation_count.load(std::memory_order_relaxed) - before;
+}
+
+/// Runs `f` with its `nth` allocation failing; whether `f` then threw bad_alloc.
+template <class F>
+bool throws_bad_alloc_when_allocation_fails(std::size_t nth, F&& f) {
+    bool threw = false;
+    fail_in.store(nth, std::memory_order_relaxed);
+    try {
+        f();
+    } catch (const std::bad_alloc&) {
+        threw = true;
+    }
+    fail_in.store(0, std::memory_order_relaxed);
+    return threw;
+}
+
+/// `count` entries on nodes first, first + 10, ...; counters 1, 2, ...
+VectorClock clock_of(std::size_t count, NodeId first = 10) {
+    VectorClock clock;
+    for (std::size_t i = 0; i < count; ++i) {
+        clock.set(first + 10 * i, i + 1);
+    }
+    return clock;
+}
+
+std::vector<VectorClock::Entry> entries_of(const VectorClock& clock) {
+    const auto entries = clock.entries();
+    return {entries.begin(), entries.end()};
+}
+
+} // namespace
+
+TEST_CASE("copying, moving, updating and comparing clocks within the inline capacity never "
+          "allocates") {
+    for (std::size_t k = 0; k <= inline_capacity; ++k) {
+        CAPTURE(k);
+        const VectorClock a = clock_of(k); // nodes 10, 20, ...
+        VectorClock b = a;
+        b.increment(10);                 // b is after a
+        const NodeId fresh = 5 + 10 * k; // not in a; a plus it still fits while k < capacity
+        // Interleaved nodes (10, 20, ... and 15, 25, ...), k in all: updating adds entries.
+        const VectorClock odd = clock_of((k + 1) / 2, 10);
+        const VectorClock even = clock_of(k / 2, 15);
+
+        VectorClock copied;
+        VectorClock assigned{{7, 7}};
+        VectorClock moved;
+        VectorClock move_assigned{{8, 8}};
+        VectorClock incremented;
+        VectorClock set_existing;
+        VectorClock set_fresh;
+        VectorClock removed;
+        VectorClock updated;
+        VectorClock interleaved;
+        VectorClock merged;
+        ClockOrder order = ClockOrder::Equal;
+        bool equal = false;
+        bool unequal = true;
+        bool before = false;
+        bool concurrent = false;
+        std::uint64_t sum = 0;
+        const std::size_t allocations = allocations_during([&] {
+            copied = VectorClock(a);
+            assigned = a;
+            VectorClock temporary(a);
+            moved = VectorClock(std::move(temporary));
+            move_assigned = std::move(moved);
+            moved = move_assigned;
+            incremented = a;
+            incremented.increment(10);
+            if (k < inline_capacity) {
+                incremented.increment(fresh);
+            }
+            set_existing = a;
+            set_existing.set(10, 42);
+            set_fresh = a;
+            if (k < inline_capacity) {
+                set_fresh.set(fresh, 5);
+            }
+            removed = a;
+            removed.set(10, 0);
+            updated = a;
+            updated.update(b);
+            interleaved = odd;
+            interleaved.update(even);
+            merged = even.merge(odd);
+            order = a.compare(b);
+            equal = copied == a;
+            unequal = copied != a;
+            before = a.happens_before(b);
+            concurrent = odd.is_concurrent(even);
+            for (const auto& [node, counter] : a.entries()) {
+                sum += a.get(node) + counter;
+            }
+        });
+        CHECK(allocations == 0);
+
+        // And each operation did its job.
+        CHECK(copied == a);
+        CHECK(assigned == a);
+        CHECK(moved == a);
+        CHECK(move_assigned == a);
+        CHECK(incremented.get(10) == a.get(10) + 1);
+        CHECK(incremented.get(fresh) == (k < inline_capacity ? 1 : 0));
+        CHECK(set_existing.get(10) == 42);
+        CHECK(set_fresh.get(fresh) == (k < inline_capacity ? 5 : 0));
+        CHECK(removed.get(10) == 0);
+        CHECK(removed.entries().size() == (k == 0 ? 0 : k - 1));
+        CHECK(updated == b);
+        CHECK(interleaved.entries().size() == k);
+        CHECK(merged == interleaved);
+        for (const auto& [node, counter] : interleaved.entries()) {
+            CHECK(counter == std::max(odd.get(node), even.get(node)));
+        }
+        CHECK(order == ClockOrder::Before);
+        CHECK(equal);
+        CHECK_FALSE(unequal);
+        CHECK(before);
+        CHECK(concurrent == (k >= 2));
+        CHECK(sum == k * (k + 1));
+    }
+}
+
+TEST_CASE("a clock above the inline capacity spills to the heap and keeps working") {
+    VectorClock big;
+    const std::size_t spill_allocations = allocations_during([&] {
+        for (std::size_t i = 0; i < 3 * inline_capacity; ++i) {
+            big.increment(100 - i); // descending: every entry goes to the front
+        }
+    });
+    CHECK(spill_allocations > 0); // the counter does see the clock's allocations
+    CHECK(big.entries().size() == 3 * inline_capacity);
+    for (std::size_t i = 0; i < 3 * inline_capacity; ++i) {
+        CHECK(big.get(100 - i) == 1);
+    }
+    CHECK(std::is_sorted(big.entries().begin(), big.entries().end()));
+
+    VectorClock copy;
+    CHECK(allocations_during([&] { copy = big; }) == 1);
+    CHECK(copy == big);
+    copy.increment(100);
+    CHECK(big.happens_before(copy));
+    CHECK(copy.compare(big) == ClockOrder::After);
+
+    VectorClock small = clock_of(inline_capacity, 1000);
+    CHECK(small.is_concurrent(big));
+    small.update(big);
+    CHECK(small.entries().size() == 4 * inline_capacity);
+    CHECK(big.happens_before(small));
+
+    // Shrunk back to the capacity, the clock is inline again: copies stop allocating.
+    for (std::size_t i = inline_capacity; i < 3 * inline_capacity; ++i) {
+        big.set(100 - i, 0);
+    }
+    CHECK(big.entries().size() == inline_capacity);
+    VectorClock inline_again;
+    CHECK(allocations_during([&] { inline_again = big; }) == 0);
+    CHECK(inline_again == VectorClock{{100, 1}, {99, 1}, {98, 1}, {97, 1}});
+    CHECK(inline_again == big);
+}
+
+TEST_CASE("copying a heap clock into one whose buffer has room reuses that buffer") {
+    const VectorClock big = clock_of(2 * inline_capacity);
+    VectorClock target = clock_of(2 * inline_capacity, 5);
+    CHECK(allocations_during([&] { target = big; }) == 0);
+    CHECK(target == big);
+}
+
+TEST_CASE("an allocation that fails while spilling or growing leaves the clock unchanged") {
+    const VectorClock full = clock_of(inline_capacity); // nodes 10, 20, ...: inline and full
+    const NodeId fresh = 5;                             // sorts first: every entry moves
+
+    SECTION("set") {
+        VectorClock clock = full;
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { clock.set(fresh, 3); }));
+        CHECK(entries_of(clock) == entries_of(full));
+        CHECK(clock == full);
+        clock.set(fresh, 3); // and it works once memory is there
+        CHECK(clock.get(fresh) == 3);
+        CHECK(clock.entries().size() == inline_capacity + 1);
+    }
+    SECTION("increment") {
+        VectorClock clock = full;
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { clock.increment(fresh); }));
+        CHECK(entries_of(clock) == entries_of(full));
+        CHECK(clock.get(fresh) == 0);
+    }
+    SECTION("update and merge") {
+        VectorClock clock = full;
+        const VectorClock other{{fresh, 1}, {10, 9}};
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { clock.update(other); }));
+        CHECK(entries_of(clock) == entries_of(full));
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { (void)clock.merge(other); }));
+        CHECK(entries_of(clock) == entries_of(full));
+        CHECK(other == VectorClock{{fresh, 1}, {10, 9}});
+    }
+    SECTION("copying a heap clock") {
+        const VectorClock big = clock_of(2 * inline_capacity + 1);
+        VectorClock clock = full;
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { clock = big; }));
+        CHECK(entries_of(clock) == entries_of(full));
+        VectorClock heap_clock = clock_of(inline_capacity + 1, 3); // buffer too small for big
+        const auto before = entries_of(heap_clock);
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { heap_clock = big; }));
+        CHECK(entries_of(heap_clock) == before);
+        CHECK(throws_bad_alloc_when_allocation_fails(1, [&] { VectorClock copy(big); }));
+        CHECK(big == clock_of(2 * inline_capacity + 1));
+    }
+    SECTION("growing a full heap buffer") {
+        // Add entries to a heap clock, each time with the next allocation failing, until one
+        // addition needs a bigger buffer.
+        VectorClock clock = clock_of(inline_capacity + 1);
+        bool failed = false;
+        for (NodeId node = 1000; node < 1100 && !failed; ++node) {
+            const auto before = entries_of(clock);
+            failed = throws_bad_alloc_when_allocation_fails(1, [&] { clock.increment(node); });
+            if (failed) {
+                CHECK(entries_of(clock) == before);
+                CHECK(clock.get(node) == 0);
+            }
+        }
+        CHECK(failed);
+    }
+    SECTION("building from a list") {
+        // The spill succeeds and growing fails: the partly built clock must not leak its buffer
+        // (LeakSanitizer checks this under the sanitizer presets).
+        CHECK(throws_bad_alloc_when_allocation_fails(2, [] {
+            const VectorClock clock{{1, 1},  {2, 1},  {3, 1},  {4, 1},  {5, 1},
+                                    {6, 1},  {7, 1},  {8, 1},  {9, 1},  {10, 1},
+                                    {11, 1}, {12, 1}, {13, 1}, {14, 1}, {15, 1}};
+            (void)clock;
+        }));
     }
 }

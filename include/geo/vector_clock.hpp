@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <new>
 #include <utility>
 
 #include "types.hpp"
@@ -318,11 +319,20 @@ private:
         return static_cast<std::size_t>(lower(heap_data(), n, node) - heap_data());
     }
 
-    static Entry* allocate(std::size_t n) { return new Entry[n]; }
+    // A plain call of the replaceable ::operator new rather than a new-expression, which a
+    // compiler may elide; the entries are then constructed in place (trivially destroyed).
+    static Entry* allocate(std::size_t n) {
+        Entry* buffer = static_cast<Entry*>(::operator new(n * sizeof(Entry)));
+        for (std::size_t i = 0; i < n; ++i) {
+            ::new (static_cast<void*>(buffer + i)) Entry();
+        }
+        return buffer;
+    }
+    static void deallocate(Entry* buffer) noexcept { ::operator delete(buffer); }
 
     void release() noexcept {
         if (on_heap()) {
-            delete[] heap_data();
+            deallocate(heap_data());
         }
     }
     void set_heap(Entry* buffer, std::size_t n, std::size_t cap) noexcept {
@@ -363,7 +373,7 @@ private:
             slots_[0].first = n - 1;
         } else {
             std::copy_n(d, inline_capacity, slots_.data()); // d is the heap buffer, not slots_
-            delete[] d;
+            deallocate(d);
         }
     }
 
