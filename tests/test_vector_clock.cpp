@@ -675,3 +675,202 @@ TEST_CASE("an allocation that fails while spilling or growing leaves the clock u
         }));
     }
 }
+
+// ---- against a naive model ------------------------------------------------------------------
+
+namespace {
+
+using Model = std::map<NodeId, std::uint64_t>; // no zero counters
+
+constexpr NodeId model_nodes = 10; // node ids 0..9: clocks grow past the inline capacity
+
+VectorClock clock_from(const Model& model, std::mt19937& rng) {
+    // Set in a shuffled order, so construction does not rely on ascending insertion.
+    std::vector<std::pair<NodeId, std::uint64_t>> order(model.begin(), model.end());
+    std::shuffle(order.begin(), order.end(), rng);
+    VectorClock clock;
+    for (const auto& [node, counter] : order) {
+        clock.set(node, counter);
+    }
+    return clock;
+}
+
+void model_set(Model& model, NodeId node, std::uint64_t counter) {
+    if (counter == 0) {
+        model.erase(node);
+    } else {
+        model[node] = counter;
+    }
+}
+
+Model model_max(const Model& a, const Model& b) {
+    Model out = a;
+    for (const auto& [node, counter] : b) {
+        out[node] = std::max(out[node], counter);
+    }
+    return out;
+}
+
+ClockOrder model_order(const Model& a, const Model& b) {
+    bool less = false;
+    bool greater = false;
+    for (NodeId node = 0; node < model_nodes; ++node) {
+        const auto ia = a.find(node);
+        const auto ib = b.find(node);
+        const std::uint64_t va = ia == a.end() ? 0 : ia->second;
+        const std::uint64_t vb = ib == b.end() ? 0 : ib->second;
+        less = less || va < vb;
+        greater = greater || va > vb;
+    }
+    if (less && greater) {
+        return ClockOrder::Concurrent;
+    }
+    if (less) {
+        return ClockOrder::Before;
+    }
+    return greater ? ClockOrder::After : ClockOrder::Equal;
+}
+
+/// Empty when `clock` holds exactly `model`, else what differs.
+std::string mismatch(const VectorClock& clock, const Model& model) {
+    std::ostringstream out;
+    for (NodeId node = 0; node <= model_nodes; ++node) {
+        const auto it = model.find(node);
+        const std::uint64_t expected = it == model.end() ? 0 : it->second;
+        if (clock.get(node) != expected) {
+            out << "get(" << node << ") = " << clock.get(node) << ", model " << expected << "; ";
+        }
+    }
+    if (entries_of(clock) != std::vector<VectorClock::Entry>(model.begin(), model.end())) {
+        out << "entries differ; ";
+    }
+    if (clock.entries().size() != model.size() || clock.empty() != model.empty()) {
+        out << "size differs; ";
+    }
+    return out.str();
+}
+
+/// A random model: mostly around `near` (one counter up or down, or one entry more or less), so
+/// that Equal, Before and After come up as often as Concurrent; otherwise any 0..10 entries.
+Model random_model(std::mt19937& rng, const Model& near) {
+    Model model;
+    if (rng() % 2 == 0) {
+        model = near;
+        const NodeId node = rng() % model_nodes;
+        switch (rng() % 4) {
+        case 0:
+            break;
+        case 1:
+            model_set(model, node, model.count(node) != 0 ? model[node] + 1 : 1);
+            break;
+        case 2:
+            model_set(model, node, model.count(node) != 0 ? model[node] - 1 : 0);
+            break;
+        default:
+            model_set(model, node, 0);
+            break;
+        }
+        return model;
+    }
+    const std::size_t count = rng() % (model_nodes + 1);
+    for (std::size_t i = 0; i < count; ++i) {
+        model_set(model, rng() % model_nodes, rng() % 6);
+    }
+    return model;
+}
+
+} // namespace
+
+TEST_CASE("random operation sequences agree with a map model as clocks grow past the inline "
+          "capacity and shrink back") {
+    int steps_above_capacity = 0;
+    int shrinks_back = 0;
+    for (std::uint32_t seed = 1; seed <= 40; ++seed) {
+        std::mt19937 rng(seed);
+        VectorClock clock;
+        Model model;
+        for (int step = 0; step < 250; ++step) {
+            // Phases of 25 steps that favour adding entries, then removing them.
+            const bool growing = (step / 25) % 2 == 0;
+            const std::size_t size_before = model.size();
+            const NodeId node = rng() % model_nodes;
+            switch (rng() % 8) {
+            case 0:
+            case 1:
+            case 2: {
+                const std::uint64_t counter = rng() % 10 < (growing ? 2u : 7u) ? 0 : 1 + rng() % 5;
+                clock.set(node, counter);
+                model_set(model, node, counter);
+                break;
+            }
+            case 3:
+                clock.increment(node);
+                ++model[node];
+                break;
+            case 4: {
+                const Model other = random_model(rng, model);
+                clock.update(clock_from(other, rng));
+                model = model_max(model, other);
+                break;
+            }
+            case 5: {
+                const Model other = random_model(rng, model);
+                clock = clock.merge(clock_from(other, rng));
+                model = model_max(model, other);
+                break;
+            }
+            case 6: {
+                model = random_model(rng, model);
+                const VectorClock other = clock_from(model, rng);
+                clock = other;
+                break;
+            }
+            default: {
+                // Copies and moves, including onto itself.
+                VectorClock copy(clock);
+                clock = std::move(copy);
+                const VectorClock& alias = clock;
+                clock = alias;
+                clock.update(alias);
+                break;
+            }
+            }
+            steps_above_capacity += model.size() > inline_capacity ? 1 : 0;
+            shrinks_back +=
+                size_before > inline_capacity && model.size() <= inline_capacity ? 1 : 0;
+
+            const std::string diff = mismatch(clock, model);
+            if (!diff.empty()) {
+                FAIL_CHECK("seed " << seed << " step " << step << ": " << diff);
+                break;
+            }
+            const VectorClock copy = clock;
+            const VectorClock rebuilt = clock_from(model, rng);
+            if (!mismatch(copy, model).empty() || copy != clock || !(rebuilt == clock)) {
+                FAIL_CHECK("seed " << seed << " step " << step << ": copy or == disagrees");
+            }
+
+            const Model other_model = random_model(rng, model);
+            const VectorClock other = clock_from(other_model, rng);
+            const ClockOrder expected = model_order(model, other_model);
+            const ClockOrder mirrored = model_order(other_model, model);
+            if (clock.compare(other) != expected || other.compare(clock) != mirrored ||
+                clock.happens_before(other) != (expected == ClockOrder::Before) ||
+                clock.is_concurrent(other) != (expected == ClockOrder::Concurrent) ||
+                (clock == other) != (expected == ClockOrder::Equal) ||
+                (clock != other) != (expected != ClockOrder::Equal)) {
+                FAIL_CHECK("seed " << seed << " step " << step << ": comparison disagrees");
+            }
+            const Model max = model_max(model, other_model);
+            VectorClock updated = clock;
+            updated.update(other);
+            if (!mismatch(clock.merge(other), max).empty() || !mismatch(updated, max).empty() ||
+                !mismatch(clock, model).empty() || !mismatch(other, other_model).empty()) {
+                FAIL_CHECK("seed " << seed << " step " << step << ": merge or update disagrees");
+            }
+        }
+    }
+    // Both directions were really exercised.
+    CHECK(steps_above_capacity > 3000);
+    CHECK(shrinks_back > 200);
+}
