@@ -119,12 +119,7 @@ public:
 
     [[nodiscard]] std::uint64_t get(NodeId node) const noexcept {
         if (!on_heap()) {
-            // Branch-free: unused slots have counter 0, so matching one adds nothing.
-            std::uint64_t counter = 0;
-            for (const Entry& e : slots_) {
-                counter |= e.first == node ? e.second : 0;
-            }
-            return counter;
+            return inline_get(node, Slots{});
         }
         const Entry* d = heap_data();
         const Entry* it = lower(d, heap_size(), node);
@@ -207,6 +202,11 @@ public:
     }
 
     [[nodiscard]] ClockOrder compare(const VectorClock& other) const noexcept {
+        if (!on_heap() && !other.on_heap() && same_nodes(*this, other, Slots{})) {
+            // The usual case (every region has written the key): slot i of both clocks is the
+            // same node, or unused in both, so the counters compare slot by slot, branch-free.
+            return order(any_below(*this, other, Slots{}), any_below(other, *this, Slots{}));
+        }
         bool less = false;    // some entry of *this is below other's
         bool greater = false; // some entry of *this is above other's
         const Entry* a = data();
@@ -229,13 +229,7 @@ public:
         }
         greater = greater || a != a_end;
         less = less || b != b_end;
-        if (less && greater) {
-            return ClockOrder::Concurrent;
-        }
-        if (less) {
-            return ClockOrder::Before;
-        }
-        return greater ? ClockOrder::After : ClockOrder::Equal;
+        return order(less, greater);
     }
 
     /// Every entry <= other's and at least one strictly less.
@@ -258,11 +252,7 @@ public:
         if (!a.on_heap()) {
             // One representation per clock, so equal inline clocks have equal slots; against a
             // heap clock slot 0 differs ({size, 0} never occurs inline).
-            bool same = true;
-            for (std::size_t i = 0; i < inline_capacity; ++i) {
-                same &= a.slots_[i] == b.slots_[i];
-            }
-            return same;
+            return same_slots(a, b, Slots{});
         }
         return b.on_heap() && a.heap_size() == b.heap_size() &&
                std::equal(a.heap_data(), a.heap_data() + a.heap_size(), b.heap_data());
@@ -272,6 +262,58 @@ public:
     }
 
 private:
+    // The inline paths are folds over the slot indices: unrolled and branch-free at any -O.
+    using Slots = std::make_index_sequence<inline_capacity>;
+
+    static constexpr std::uint64_t mask(bool b) noexcept {
+        return 0 - static_cast<std::uint64_t>(b);
+    }
+
+    template <std::size_t... I>
+    [[nodiscard]] std::uint64_t inline_get(NodeId node, std::index_sequence<I...>) const noexcept {
+        // Unused slots have counter 0, so matching one adds nothing.
+        return ((slots_[I].second & mask(slots_[I].first == node)) | ...);
+    }
+    template <std::size_t... I>
+    [[nodiscard]] std::size_t inline_size(std::index_sequence<I...>) const noexcept {
+        return (static_cast<std::size_t>(slots_[I].second != 0) + ...);
+    }
+    /// Used slots below `node`: they form the sorted prefix, so this is `node`'s position.
+    template <std::size_t... I>
+    [[nodiscard]] std::size_t inline_lower(NodeId node, std::index_sequence<I...>) const noexcept {
+        return ((static_cast<std::size_t>(slots_[I].second != 0) &
+                 static_cast<std::size_t>(slots_[I].first < node)) +
+                ...);
+    }
+    /// Inline `a` and `b` list the same nodes (their unused slots are {0, 0}).
+    template <std::size_t... I>
+    [[nodiscard]] static bool same_nodes(const VectorClock& a, const VectorClock& b,
+                                         std::index_sequence<I...>) noexcept {
+        return ((a.slots_[I].first ^ b.slots_[I].first) | ...) == 0;
+    }
+    /// For inline `a` and `b` with the same nodes: some counter of `a` is below `b`'s.
+    template <std::size_t... I>
+    [[nodiscard]] static bool any_below(const VectorClock& a, const VectorClock& b,
+                                        std::index_sequence<I...>) noexcept {
+        return ((static_cast<unsigned>(a.slots_[I].second < b.slots_[I].second)) | ...) != 0;
+    }
+    template <std::size_t... I>
+    [[nodiscard]] static bool same_slots(const VectorClock& a, const VectorClock& b,
+                                         std::index_sequence<I...>) noexcept {
+        return (((a.slots_[I].first ^ b.slots_[I].first) |
+                 (a.slots_[I].second ^ b.slots_[I].second)) |
+                ...) == 0;
+    }
+    [[nodiscard]] static ClockOrder order(bool less, bool greater) noexcept {
+        if (less && greater) {
+            return ClockOrder::Concurrent;
+        }
+        if (less) {
+            return ClockOrder::Before;
+        }
+        return greater ? ClockOrder::After : ClockOrder::Equal;
+    }
+
     [[nodiscard]] bool on_heap() const noexcept {
         return slots_[0].second == 0 && slots_[0].first != 0;
     }
@@ -288,14 +330,7 @@ private:
         return on_heap() ? heap_capacity() : inline_capacity;
     }
     [[nodiscard]] std::size_t size() const noexcept {
-        if (on_heap()) {
-            return heap_size();
-        }
-        std::size_t n = 0;
-        for (const Entry& e : slots_) {
-            n += static_cast<std::size_t>(e.second != 0);
-        }
-        return n;
+        return on_heap() ? heap_size() : inline_size(Slots{});
     }
     [[nodiscard]] const Entry* data() const noexcept {
         return on_heap() ? heap_data() : slots_.data();
@@ -309,12 +344,7 @@ private:
     /// Index of the first entry with node id >= `node`, among the `n` entries.
     [[nodiscard]] std::size_t lower_index(NodeId node, std::size_t n) const noexcept {
         if (!on_heap()) {
-            // Branch-free: count the used slots below `node` (they form the sorted prefix).
-            std::size_t i = 0;
-            for (const Entry& e : slots_) {
-                i += static_cast<std::size_t>((e.second != 0) & (e.first < node));
-            }
-            return i;
+            return inline_lower(node, Slots{});
         }
         return static_cast<std::size_t>(lower(heap_data(), n, node) - heap_data());
     }
