@@ -8,6 +8,7 @@
 #include <new>
 #include <utility>
 
+#include "detail/clock_entry_view.hpp"
 #include "types.hpp"
 
 namespace geo {
@@ -36,29 +37,7 @@ public:
     static constexpr std::size_t inline_capacity = 4;
 
     /// Read-only view of a clock's entries, valid until the clock is next modified or destroyed.
-    class EntryView {
-    public:
-        using value_type = Entry;
-        using size_type = std::size_t;
-        using const_iterator = const Entry*;
-        using iterator = const_iterator;
-
-        constexpr EntryView(const Entry* first, std::size_t count) noexcept
-            : data_(first), size_(count) {}
-
-        [[nodiscard]] constexpr const Entry* begin() const noexcept { return data_; }
-        [[nodiscard]] constexpr const Entry* end() const noexcept { return data_ + size_; }
-        [[nodiscard]] constexpr const Entry* data() const noexcept { return data_; }
-        [[nodiscard]] constexpr std::size_t size() const noexcept { return size_; }
-        [[nodiscard]] constexpr bool empty() const noexcept { return size_ == 0; }
-        [[nodiscard]] constexpr const Entry& operator[](std::size_t i) const noexcept {
-            return data_[i];
-        }
-
-    private:
-        const Entry* data_;
-        std::size_t size_;
-    };
+    using EntryView = detail::ClockEntryView;
 
     VectorClock() noexcept = default;
 
@@ -369,7 +348,7 @@ private:
         slots_ = {};
         slots_[0] = Entry{n, 0};
         slots_[1] =
-            Entry{static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(buffer)), cap};
+            Entry{std::uint64_t{reinterpret_cast<std::uintptr_t>(buffer)}, cap};
     }
 
     /// Inserts `e` at index `i` of the `n` entries, spilling or growing the buffer when full.
