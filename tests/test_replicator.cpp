@@ -1003,3 +1003,37 @@ TEST_CASE("a key or value that is not valid UTF-8 is refused when written and ch
     CHECK(replica.region_sequences() == sequences);
     CHECK(replica.pending_fanout_len(us) == 1);
 }
+
+TEST_CASE("LWW ties go to the greater region id whatever the configured order") {
+    // Regions configured against their string order, with ids that share prefixes.
+    const std::vector<std::string> ids{"zz", "us-east-1", "us-east", "a", "us-east-10"};
+    geo::ActiveActiveGeoConfig config;
+    config.regions = ids;
+    config.local_region = "a";
+    geo::ActiveActiveReplicator rep(config, {});
+    const std::string greatest = *std::max_element(ids.begin(), ids.end());
+    for (const auto& first : ids) {
+        for (const auto& second : ids) {
+            const std::string key = first + "|" + second;
+            REQUIRE(std::holds_alternative<geo::Committed>(
+                rep.apply_remote_write(first, key, "from " + first, 1000)));
+            const geo::GeoWriteOutcome outcome =
+                rep.apply_remote_write(second, key, "from " + second, 1000);
+            const std::string expected_winner = std::max(first, second);
+            INFO(first << " then " << second);
+            REQUIRE(rep.get_record(key)->region == expected_winner);
+            if (second > first) {
+                REQUIRE(std::holds_alternative<geo::Committed>(outcome));
+            } else if (second < first) {
+                const auto* rejected = std::get_if<geo::RejectedByConflict>(&outcome);
+                REQUIRE(rejected != nullptr);
+                REQUIRE(rejected->region == second);
+                REQUIRE(rejected->winner_region == first);
+                REQUIRE(rejected->winner_timestamp_ms == 1000);
+            }
+        }
+        // And a later timestamp beats every id.
+        REQUIRE(std::holds_alternative<geo::Committed>(
+            rep.apply_remote_write("a", first + "|" + greatest, "later", 1001)));
+    }
+}

@@ -151,8 +151,8 @@ public:
         const std::size_t o = region_index(origin);
         check_text(key, value);
         // Resolved as the origin's next seq; the counter only advances if the write is stored.
-        detail::Incoming in{o,    key, value, timestamp_ms, std::move(clock),
-                            false, rep_.regions[o]->stream.seq() + 1, true};
+        detail::Incoming in{
+            o, key, value, timestamp_ms, clock, false, rep_.regions[o]->stream.seq() + 1, true};
         std::vector<ConflictEvent> events;
         GeoWriteOutcome outcome = detail::WritePath::commit_remote(rep_, in, events);
         rep_.listeners.deliver(events);
@@ -364,9 +364,7 @@ public:
     }
 
     /// Exceptions thrown by conflict listeners and swallowed.
-    [[nodiscard]] std::uint64_t listener_errors() const noexcept {
-        return rep_.listeners.errors();
-    }
+    [[nodiscard]] std::uint64_t listener_errors() const noexcept { return rep_.listeners.errors(); }
 
 private:
     [[nodiscard]] std::size_t region_index(std::string_view region) const {
@@ -382,7 +380,8 @@ private:
 #if defined(__GNUC__)
     __attribute__((cold, noinline))
 #endif
-    void throw_unknown_region(std::string_view region) const {
+    void
+    throw_unknown_region(std::string_view region) const {
         std::string known;
         for (const auto& r : rep_.config.regions) {
             known += (known.empty() ? "" : ", ") + r;

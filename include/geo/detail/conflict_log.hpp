@@ -88,7 +88,7 @@ private:
         bool deleted{};
 
         void reserve_clock(const VectorClock& c) {
-            if (c.entries().size() > clock.capacity()) {
+            if (!c.empty() && c.entries().size() > clock.capacity()) {
                 clock.reserve(c.entries().size());
             }
         }
@@ -99,8 +99,10 @@ private:
             region = w.region;
             value_size = w.value.size();
             deleted = w.deleted;
-            const auto& entries = w.clock.entries();
-            if (!entries.empty() || !clock.empty()) {
+            if (w.clock.empty()) { // LWW mode: always, and cheaper than building the view
+                clock.clear();
+            } else {
+                const auto entries = w.clock.entries();
                 clock.assign(entries.begin(), entries.end()); // capacity reserved
             }
         }

@@ -19,7 +19,8 @@ class alignas(128) KeyShard {
 public:
     [[nodiscard]] SpinMutex& mutex() const noexcept { return mu_; }
 
-    [[nodiscard]] Slot* find(std::string_view key, std::size_t hash) const noexcept {
+    [[nodiscard]] [[gnu::always_inline]] Slot* find(std::string_view key,
+                                                    std::size_t hash) const noexcept {
         return table_.find(key, hash);
     }
     /// Stores a new key's slot. Strong guarantee.

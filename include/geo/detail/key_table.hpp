@@ -115,7 +115,10 @@ public:
         }
     }
 
-    [[nodiscard]] Node* find(std::string_view key, std::size_t hash) const noexcept {
+    // Forced inline: on every write, and GCC's size heuristics otherwise keep it out of the
+    // larger commit paths (measured: +10 instructions per write as a call).
+    [[nodiscard]] [[gnu::always_inline]] Node* find(std::string_view key,
+                                                    std::size_t hash) const noexcept {
         if (size_ == 0) {
             return nullptr;
         }

@@ -33,7 +33,7 @@ struct Incoming {
     std::string_view key;
     std::string_view value;
     std::uint64_t timestamp_ms;
-    VectorClock clock;
+    VectorClock& clock; ///< the caller's, moved into the slot when the write is stored
     bool deleted;
     std::uint64_t seq;
     bool assign_seq; ///< Rust-module API: the origin's counter gives the seq once stored
@@ -62,18 +62,19 @@ struct WritePath {
         std::lock_guard<SpinMutex> shard_lock(shard.mutex());
         Slot* slot = shard.find(key, hash);
         std::uint64_t ts = stamp == Stamp::Clock ? rep.clock.stamp() : log_ts;
-        VectorClock clock;
+        // The caller's clock is used in place; a derived one is built only when needed (a
+        // clock is 64 bytes: constructing and moving them shows on every write).
+        std::optional<VectorClock> derived;
+        VectorClock* clock_ptr = host_clock;
         if (stamp != Stamp::Host) {
-            if (slot != nullptr) {
-                clock = slot->clock;
-            }
+            derived.emplace(slot != nullptr ? slot->clock : VectorClock{});
             if (state.group_id) {
                 // Reserve the entry now; its value is set once the seq is known.
-                clock.set(*state.group_id, clock.get(*state.group_id) + 1);
+                derived->set(*state.group_id, derived->get(*state.group_id) + 1);
             }
-        } else {
-            clock = std::move(*host_clock);
+            clock_ptr = &*derived;
         }
+        VectorClock& clock = *clock_ptr;
         std::unique_ptr<PreparedConflict> displaced; // vector-clock mode only, rare
         if (slot != nullptr) {
             const bool by_clock = rep.config.conflict_mode == ConflictResolutionMode::VectorClock;
@@ -115,7 +116,7 @@ struct WritePath {
                 queue_lock = std::unique_lock<SpinMutex>(state.queue.mutex());
             }
         }
-        // Nothing below allocates: the slot's strings have capacity, the clock is swapped.
+        // Nothing below allocates: the slot's strings have capacity, the clock is moved.
         const std::uint64_t seq = state.stream.next_seq();
         if (stamp != Stamp::Host && state.group_id) {
             // Above every entry this region issued before (its seq) and above the key's
@@ -198,8 +199,9 @@ struct WritePath {
             return GeoWriteOutcome(std::in_place_type<OutOfOrder>,
                                    OutOfOrder{rep.config.regions[o], entry.seq, applied});
         }
-        Incoming in{o, entry.key, entry.record.value, entry.record.timestamp_ms,
-                    entry.record.clock, entry.record.deleted,
+        VectorClock clock = entry.record.clock; // may allocate: before anything changes
+        Incoming in{o, entry.key, entry.record.value, entry.record.timestamp_ms, clock,
+                    entry.record.deleted,
                     // A record from a node that does not track seq carries 0: the entry's seq
                     // is the same commit sequence.
                     entry.record.seq != 0 ? entry.record.seq : entry.seq, false};
@@ -251,8 +253,8 @@ private:
     // remote write displaces the record) a still-owed write is replaced in its queue by a
     // copy. With `keep_locked_region` equal to the slot's region, that queue's lock is handed
     // back in `keep_lock`.
-    static void detach_for_rewrite(Replica& rep, Slot& slot, std::size_t value_size,
-                                   bool keep_owed, std::optional<std::size_t> keep_locked_region,
+    static void detach_for_rewrite(Replica& rep, Slot& slot, std::size_t value_size, bool keep_owed,
+                                   std::optional<std::size_t> keep_locked_region,
                                    std::unique_lock<SpinMutex>& keep_lock) {
         const std::size_t r = slot.region;
         FanoutQueue& queue = rep.regions[r]->queue;
@@ -334,8 +336,8 @@ private:
                                                      std::uint64_t seq,
                                                      const VectorClock& clock) noexcept {
         return resolve(WriteView(ts, rep.config.regions[r], seq, clock),
-                       WriteView(stored.timestamp_ms, rep.config.regions[stored.region],
-                                 stored.seq, stored.clock),
+                       WriteView(stored.timestamp_ms, rep.config.regions[stored.region], stored.seq,
+                                 stored.clock),
                        rep.config.conflict_mode);
     }
 
@@ -415,8 +417,7 @@ private:
     }
 
     /// Logs and queues for listeners a prepared conflict; `winner_seq` is the stored write's.
-    static void publish_conflict(Replica& rep, PreparedConflict& prepared,
-                                 std::uint64_t winner_seq,
+    static void publish_conflict(Replica& rep, PreparedConflict& prepared, std::uint64_t winner_seq,
                                  std::vector<ConflictEvent>& events) noexcept {
         prepared.for_log.set_winner_seq(winner_seq);
         rep.conflicts.publish(prepared.for_log);
