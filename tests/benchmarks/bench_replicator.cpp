@@ -20,14 +20,17 @@
 // when a result's check failed or the JSON could not be written; 2 on a usage error or when
 // the --json file cannot be opened (checked before the run).
 //
-//   bench_replicator [--n N] [--k K] [--reps R] [--only W1,W2,W3,W3c,W3h,W4,W4n,M1,S1,D1]
+//   bench_replicator [--n N] [--k K] [--reps R]
+//                    [--only W1,W2,W3,W3c,W3h,W4,W4n,M1,S1,D1,SN1,SN2,SN3,WIRE]
 //                    [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]
 //
-// Defaults: N = 10^6, K = 10^5, 5 repetitions. --quick is a smoke run (N = 20000, K = 2000,
-// 2 repetitions); --n/--k/--reps still override it. --verbose prints every repetition's time
-// on stderr. The timed loops are never-inlined functions (geo_w1_writes, floor_w1_writes,
-// geo_drain, geo_w2_writes, floor_w2_writes, geo_w3_writes, geo_w3h_writes), so a profiler can
-// select them, e.g.
+// Defaults: N = 10^6, K = 10^5, 5 repetitions; SN1, SN2 and SN3 use K = 10^6 unless --k is
+// given (or --quick). --quick is a smoke run (N = 20000, K = 2000, 2 repetitions);
+// --n/--k/--reps still override it. --verbose prints every repetition's time on stderr. The
+// timed loops are never-inlined functions (geo_w1_writes, floor_w1_writes, geo_drain,
+// geo_w2_writes, floor_w2_writes, geo_w3_writes, geo_w3h_writes, geo_sn1_snapshot,
+// floor_sn1_dump, geo_sn2_restore, floor_sn2_parse, geo_wire_roundtrip, floor_wire_roundtrip),
+// so a profiler can select them, e.g.
 //   valgrind --tool=callgrind --toggle-collect='*geo_w1_writes*' bench_replicator --only W1
 //
 // What is timed. Outside the clock everywhere: building keys and values, random numbers and
@@ -71,8 +74,44 @@
 //   D1  Drain cost against queue length: with Q keys pending (Q = N/100 and N), the time of
 //       peek_fanout(us-east-1, eu-west-1, 100) + acknowledge_fanout of that batch, per entry,
 //       over min(N/100, 10000) entries. Must not grow with Q.
+//   SN  Setup shared by SN1-SN3 (outside every clock): K local writes in us-east-1 of W1's
+//       keys, values and timestamps (kT0 + i) on K distinct keys, not drained, so the queue
+//       holds all K entries owed to both peers; a floor map holds the same K records.
+//   SN1 snapshot(std::ostream&) of that replicator into memory: an ostream over a streambuf
+//       that appends to a std::string (no reserve; std::ostringstream would add a copy in
+//       str()). ns per key. Floor: nlohmann::json built from the floor map as an array (reserved)
+//       of {"key", "value", "timestamp_ms"} objects, then dump() to a string; building and
+//       dumping are timed, destroying the document is not. Checked: every repetition writes
+//       the same bytes, the digest is unchanged, and the floor's text parses back to its map.
+//   SN2 restore(std::istream&) of SN1's snapshot into a fresh replicator of the same
+//       configuration (constructed outside the clock), from an istream over a streambuf that
+//       reads the snapshot's bytes in place (no copy). ns per key. Floor: nlohmann::json::parse
+//       of the floor's SN1 text (the spec's floor; the document is destroyed outside the clock).
+//       Also reported, not the target's ratio: parse plus materializing the document into the
+//       floor's unordered_map<string, Record> (floor_parse_map_ns_per_op,
+//       ratio_vs_parse_and_map), since restore rebuilds a queryable state. Checked: the
+//       restored records_digest() equals the original's, both queues hold K entries, and a
+//       snapshot of the restored replicator is byte-identical to SN1's.
+//   SN3 The writer pause (runs after SN1 and SN2: it changes the replicator). Per repetition:
+//       one snapshot alone (SN1's total time, "snapshot_ms"), then a writer thread doing
+//       apply_local_write(us-east-1) on pre-drawn random keys with increasing timestamps,
+//       steady_clock before and after each write, while the main thread takes a snapshot
+//       (after the writer's first 1000 writes). max_pause_ms: the longest write that overlaps
+//       the snapshot; median_write_ns: the median of those writes. ratio = max pause /
+//       snapshot alone; the repetition with the lowest ratio is reported, paired_median_ratio
+//       is the median over repetitions. Checked: the snapshot taken next to the writer
+//       restores into a fresh replicator with K records.
+//   WIRE A batch of 10,000 FanoutEntry (W1's keys and values, region us-east-1, timestamps
+//       kT0 + i, seq i + 1, prev_seq i, a clock of 3 nodes, every 50th a tombstone):
+//       geo::to_json_text (to_json + dump), then geo::from_json_text (parse + from_json). ns
+//       per entry. Floor: nlohmann doing the same with a flat struct of the same fields (key,
+//       region, timestamp_ms, clock as a std::map, value, seq, deleted, prev_seq) and
+//       hand-written to_json/from_json (the clock as an object keyed by decimal node ids, as
+//       geo writes it). The decoded batch is destroyed outside the clock. Checked: both decode
+//       to what they encoded.
 
 #include <geo/geo.hpp>
+#include <geo/json.hpp>
 
 #include <algorithm>
 #include <array>
@@ -86,10 +125,15 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <istream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <random>
+#include <stdexcept>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -199,9 +243,13 @@ void note_rep(std::string_view workload, const char* who, int rep, const Span& s
 
 // ---- options ------------------------------------------------------------------------------
 
+// SN1-SN3's K when --k is not given (nor --quick): the size docs/benchmarks.md defines SN at.
+constexpr std::size_t kSnDefaultKeys = 1'000'000;
+
 struct Options {
     std::size_t n = 1'000'000;
     std::size_t k = 100'000;
+    std::size_t sn_k = kSnDefaultKeys; // SN1/SN2/SN3: --k when given (or --quick)
     int reps = 5;
     int w3_concurrent_pct = 25;
     bool verbose = false;                       // every repetition's time on stderr
@@ -243,10 +291,11 @@ bool parse_count(const std::string& text, std::size_t& out) {
         status == 0 ? stdout : stderr,
         "%s%s%s"
         "usage: bench_replicator [--n N] [--k K] [--reps R]\n"
-        "                        [--only W1,W2,W3,W3c,W3h,W4,W4n,M1,S1,D1]\n"
+        "                        [--only W1,W2,W3,W3c,W3h,W4,W4n,M1,S1,D1,SN1,SN2,SN3,WIRE]\n"
         "                        [--w3-concurrent PCT] [--json PATH|-] [--quick] [--verbose]\n"
         "Prints a table of the results on stdout and writes them as one JSON object to PATH\n"
         "(default bench_replicator.json; with --json -, to stdout instead of the table).\n"
+        "SN1, SN2, SN3 use K = --k when it is given (or --quick), else 10^6.\n"
         "Exits 1 if a result's check failed. Details: the comment atop bench_replicator.cpp.\n",
         why[0] != '\0' ? "bench_replicator: " : "", why, why[0] != '\0' ? "\n" : "");
     std::exit(status);
@@ -319,6 +368,7 @@ Options parse_options(int argc, char** argv) {
     }
     o.n = n.value_or(o.n);
     o.k = k.value_or(o.k);
+    o.sn_k = k || quick ? o.k : o.sn_k;
     o.reps = static_cast<int>(
         std::min<std::size_t>(reps.value_or(static_cast<std::size_t>(o.reps)), 1000));
     o.w3_concurrent_pct = static_cast<int>(std::min<std::size_t>(pct.value_or(25), 100));
@@ -1140,6 +1190,529 @@ void report_d1(const Data& d, std::size_t n, int reps) {
         .collect();
 }
 
+// ---- SN1 / SN2 / SN3: snapshots -----------------------------------------------------------
+
+// Where SN1's snapshot goes: an output streambuf that appends to a std::string, which grows as
+// std::string does (no reserve), like the string nlohmann's dump() writes into. Used instead
+// of std::ostringstream, whose str() would add a copy of the whole snapshot.
+class StringSink : public std::streambuf {
+public:
+    explicit StringSink(std::string& out) : out_(out) {}
+
+protected:
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+        out_.append(s, static_cast<std::size_t>(n));
+        return n;
+    }
+    int_type overflow(int_type c) override {
+        if (!traits_type::eq_int_type(c, traits_type::eof())) {
+            out_.push_back(traits_type::to_char_type(c));
+        }
+        return traits_type::not_eof(c);
+    }
+
+private:
+    std::string& out_;
+};
+
+// Where SN2's restore reads from: an input streambuf over bytes held elsewhere, without a copy
+// (std::istringstream would copy the snapshot into itself first).
+class MemorySource : public std::streambuf {
+public:
+    explicit MemorySource(std::string_view bytes) {
+        char* p = const_cast<char*>(bytes.data()); // only ever read
+        setg(p, p, p + bytes.size());
+    }
+};
+
+// The state SN1, SN2 and SN3 start from: K keys written once in us-east-1 (W1's keys, values
+// and timestamps kT0 + i), not drained, so the queue holds all K entries owed to both peers;
+// the floor map holds the same K records.
+struct SnSetup {
+    std::size_t k = 0;
+    std::unique_ptr<geo::ActiveActiveReplicator> geo;
+    FloorMap floor;
+    std::uint64_t digest = 0;
+    std::string snapshot;   // a snapshot of `geo` (SN1's first, or taken for SN2 alone)
+    std::string floor_json; // the floor's dump of the same records
+    bool ok = true;
+};
+
+GEO_BENCH_NOINLINE void geo_sn1_snapshot(const geo::ActiveActiveReplicator& geo,
+                                         std::string& out) {
+    StringSink sink(out);
+    std::ostream stream(&sink);
+    geo.snapshot(stream);
+}
+
+// The floor of SN1: an array of {"key", "value", "timestamp_ms"} objects, built and dumped.
+// The document is returned through `doc` so that it is destroyed outside the clock.
+GEO_BENCH_NOINLINE std::string floor_sn1_dump(const FloorMap& map, nlohmann::json& doc) {
+    doc = nlohmann::json::array();
+    auto& array = doc.get_ref<nlohmann::json::array_t&>();
+    array.reserve(map.size());
+    for (const auto& [key, rec] : map) {
+        nlohmann::json object = nlohmann::json::object();
+        object["key"] = key;
+        object["value"] = rec.value;
+        object["timestamp_ms"] = rec.ts;
+        array.push_back(std::move(object));
+    }
+    return doc.dump();
+}
+
+GEO_BENCH_NOINLINE void geo_sn2_restore(geo::ActiveActiveReplicator& fresh,
+                                        std::string_view bytes) {
+    MemorySource source(bytes);
+    std::istream stream(&source);
+    fresh.restore(stream);
+}
+
+GEO_BENCH_NOINLINE nlohmann::json floor_sn2_parse(const std::string& text) {
+    return nlohmann::json::parse(text);
+}
+
+// SN2's second floor figure: the parsed document materialized into the floor's map.
+GEO_BENCH_NOINLINE void floor_sn2_materialize(const nlohmann::json& doc, FloorMap& map) {
+    for (const nlohmann::json& object : doc) {
+        map.try_emplace(object.at("key").get_ref<const std::string&>(),
+                        Record{object.at("value").get_ref<const std::string&>(),
+                               object.at("timestamp_ms").get<std::uint64_t>()});
+    }
+}
+
+SnSetup make_sn_setup(const Data& d, std::size_t k) {
+    SnSetup s;
+    s.k = k;
+    s.geo = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+    geo_w1_writes(*s.geo, kUs, d, 0, k, k);
+    floor_w1_writes(s.floor, d, 0, k, k);
+    s.digest = s.geo->records_digest();
+    s.ok = s.geo->record_count() == k && s.geo->pending_fanout_len(kUs, kEu) == k &&
+           s.geo->pending_fanout_len(kUs, kAp) == k && same_state(s.floor, *s.geo);
+    return s;
+}
+
+// The floor's JSON text holds exactly the floor's records.
+bool floor_json_matches(const SnSetup& s, const nlohmann::json& doc) {
+    FloorMap back;
+    floor_sn2_materialize(doc, back);
+    if (doc.size() != s.floor.size() || back.size() != s.floor.size()) {
+        return false;
+    }
+    for (const auto& [key, rec] : s.floor) {
+        const auto it = back.find(key);
+        if (it == back.end() || it->second.value != rec.value || it->second.ts != rec.ts) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void report_sn1(SnSetup& s, int reps) {
+    std::fprintf(stderr, "bench: SN1 k=%zu\n", s.k);
+    Best floor_t;
+    Best geo_t;
+    bool ok = s.ok;
+    std::string first_snapshot;
+    std::string first_json;
+    alternate(
+        reps,
+        [&](int rep) {
+            nlohmann::json doc;
+            const Stamp t0 = stamp();
+            std::string text = floor_sn1_dump(s.floor, doc);
+            const Stamp t1 = stamp();
+            floor_t.add(between(t0, t1));
+            note_rep("SN1", "floor", rep, between(t0, t1), s.k);
+            if (first_json.empty()) {
+                ok = ok && doc.size() == s.k;
+                first_json = std::move(text);
+            }
+        },
+        [&](int rep) {
+            std::string out;
+            const Stamp t0 = stamp();
+            geo_sn1_snapshot(*s.geo, out);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep("SN1", "geo", rep, between(t0, t1), s.k);
+            // Canonical bytes: every repetition writes the same snapshot.
+            if (first_snapshot.empty()) {
+                first_snapshot = std::move(out);
+            } else {
+                ok = ok && out == first_snapshot;
+            }
+        });
+    ok = ok && !first_snapshot.empty() && s.geo->records_digest() == s.digest &&
+         floor_json_matches(s, nlohmann::json::parse(first_json));
+    const double kk = static_cast<double>(s.k);
+    JsonLine("SN1")
+        .count("k", s.k)
+        .timing(geo_t, floor_t, kk, 1.0)
+        .str("sink", "std::streambuf appending to a std::string (no reserve)")
+        .count("snapshot_bytes", first_snapshot.size())
+        .count("floor_json_bytes", first_json.size())
+        .num("geo_ms", geo_t.wall / 1e6, 3)
+        .flag("check", ok)
+        .collect();
+    s.snapshot = std::move(first_snapshot);
+    s.floor_json = std::move(first_json);
+}
+
+void report_sn2(SnSetup& s, int reps) {
+    std::fprintf(stderr, "bench: SN2 k=%zu\n", s.k);
+    if (s.snapshot.empty()) { // SN1 did not run: take the inputs outside any clock
+        geo_sn1_snapshot(*s.geo, s.snapshot);
+        nlohmann::json doc;
+        s.floor_json = floor_sn1_dump(s.floor, doc);
+    }
+    Best floor_t;     // parse
+    Best floor_map_t; // parse + materialize into an unordered_map<string, Record>
+    Best geo_t;
+    bool ok = s.ok;
+    alternate(
+        reps,
+        [&](int rep) {
+            FloorMap map;
+            const Stamp t0 = stamp();
+            const nlohmann::json doc = floor_sn2_parse(s.floor_json);
+            const Stamp t1 = stamp();
+            floor_sn2_materialize(doc, map);
+            const Stamp t2 = stamp();
+            floor_t.add(between(t0, t1));
+            floor_map_t.add(between(t0, t2));
+            note_rep("SN2", "floor parse", rep, between(t0, t1), s.k);
+            note_rep("SN2", "floor parse+map", rep, between(t0, t2), s.k);
+            ok = ok && doc.size() == s.k && map.size() == s.k;
+        },
+        [&](int rep) {
+            auto fresh = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+            const Stamp t0 = stamp();
+            geo_sn2_restore(*fresh, s.snapshot);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep("SN2", "geo", rep, between(t0, t1), s.k);
+            // The restored replicator holds the same records and snapshots to the same bytes.
+            ok = ok && fresh->record_count() == s.k && fresh->records_digest() == s.digest &&
+                 fresh->pending_fanout_len(kUs, kEu) == s.k &&
+                 fresh->pending_fanout_len(kUs, kAp) == s.k;
+            if (rep == 0) {
+                std::string again;
+                geo_sn1_snapshot(*fresh, again);
+                ok = ok && again == s.snapshot;
+            }
+        });
+    const double kk = static_cast<double>(s.k);
+    JsonLine("SN2")
+        .count("k", s.k)
+        .timing(geo_t, floor_t, kk, 1.0)
+        .str("source", "std::streambuf over the snapshot's bytes (no copy)")
+        .num("floor_parse_map_ns_per_op", floor_map_t.wall / kk)
+        .num("ratio_vs_parse_and_map", geo_t.wall / floor_map_t.wall, 3)
+        .num("geo_ms", geo_t.wall / 1e6, 3)
+        .flag("check", ok)
+        .collect();
+}
+
+// One SN3 run: a writer thread writes random keys while the main thread takes a snapshot.
+struct PauseRun {
+    double max_ns = 0;    // the longest write that overlapped the snapshot
+    double median_ns = 0; // the median of those writes
+    std::size_t writes = 0;
+    double snapshot_ns = 0;
+};
+
+// Latencies (ns) of the writes that overlap the snapshot, at most kPauseSamples of them kept
+// for the median (the buffer is allocated before the run: no reallocation in the writer's
+// loop); the maximum covers every write.
+constexpr std::size_t kPauseSamples = std::size_t{1} << 22;
+
+PauseRun run_pause(geo::ActiveActiveReplicator& geo, const Data& d,
+                   const std::vector<std::uint32_t>& picks, std::uint64_t& next_ts,
+                   std::vector<std::uint32_t>& samples, std::string& snapshot_out) {
+    auto now_ns = [] {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   SteadyClock::now().time_since_epoch())
+            .count();
+    };
+    std::atomic<std::int64_t> snap_start{0}; // 0: not yet started
+    std::atomic<std::int64_t> snap_end{0};   // 0: not yet finished
+    std::atomic<bool> warm{false};
+    samples.clear();
+    PauseRun run;
+    std::size_t done = 0;
+    const std::uint64_t ts0 = next_ts;
+    std::thread writer([&] {
+        std::int64_t max_ns = 0;
+        std::size_t overlapping = 0;
+        for (std::size_t i = 0;; ++i) {
+            const std::string& key = d.keys[picks[i % picks.size()]];
+            const std::int64_t a = now_ns();
+            geo.apply_local_write(kUs, key, d.values[i % kValuePool], ts0 + i);
+            const std::int64_t b = now_ns();
+            if (i == 1000) {
+                warm.store(true, std::memory_order_release);
+            }
+            const std::int64_t end = snap_end.load(std::memory_order_acquire);
+            if (end != 0 && a > end) {
+                done = i + 1;
+                break;
+            }
+            const std::int64_t start = snap_start.load(std::memory_order_acquire);
+            if (start != 0 && b >= start) { // overlaps [start, end]
+                ++overlapping;
+                max_ns = std::max(max_ns, b - a);
+                if (samples.size() < kPauseSamples) {
+                    samples.push_back(static_cast<std::uint32_t>(
+                        std::min<std::int64_t>(b - a, std::numeric_limits<std::uint32_t>::max())));
+                }
+            }
+        }
+        run.max_ns = static_cast<double>(max_ns);
+        run.writes = overlapping;
+    });
+    while (!warm.load(std::memory_order_acquire)) {
+        std::this_thread::yield();
+    }
+    const std::int64_t s0 = now_ns();
+    snap_start.store(s0, std::memory_order_release);
+    geo_sn1_snapshot(geo, snapshot_out);
+    const std::int64_t s1 = now_ns();
+    snap_end.store(s1, std::memory_order_release);
+    writer.join();
+    next_ts += done;
+    run.snapshot_ns = static_cast<double>(s1 - s0);
+    std::vector<double> latencies(samples.begin(), samples.end());
+    run.median_ns = median(std::move(latencies));
+    return run;
+}
+
+// SN3 modifies the replicator (its writer overwrites existing keys): it runs after SN1 and SN2.
+void report_sn3(SnSetup& s, const Data& d, int reps) {
+    std::fprintf(stderr, "bench: SN3 k=%zu\n", s.k);
+    std::vector<std::uint32_t> picks(std::size_t{1} << 20);
+    std::mt19937_64 rng(0x5eed'0053);
+    for (auto& p : picks) {
+        p = static_cast<std::uint32_t>(rng() % s.k);
+    }
+    std::vector<std::uint32_t> samples;
+    samples.reserve(kPauseSamples);
+    std::uint64_t next_ts = kT0 + s.k; // above every timestamp written so far: writes win
+    bool ok = s.ok;
+    std::optional<PauseRun> best;
+    double best_quiet_ns = kInf;
+    double best_ratio = kInf;
+    std::vector<double> ratios;
+    double quiet_min_ns = kInf;
+    for (int rep = 0; rep < reps; ++rep) {
+        std::string quiet;
+        const Stamp t0 = stamp();
+        geo_sn1_snapshot(*s.geo, quiet); // the same snapshot with no writer: SN1's total time
+        const Stamp t1 = stamp();
+        const double quiet_ns = between(t0, t1).wall;
+        quiet_min_ns = std::min(quiet_min_ns, quiet_ns);
+        std::string concurrent;
+        const PauseRun run = run_pause(*s.geo, d, picks, next_ts, samples, concurrent);
+        // A repetition where no write overlapped the snapshot measured nothing: skipped.
+        const double ratio = run.writes > 0 ? run.max_ns / quiet_ns : kInf;
+        if (run.writes > 0) {
+            ratios.push_back(ratio);
+        }
+        if (g_verbose) {
+            std::fprintf(stderr,
+                         "  SN3 rep %d: snapshot %.3f ms quiet, %.3f ms with the writer; max "
+                         "pause %.3f ms, median write %.0f ns over %zu writes\n",
+                         rep, quiet_ns / 1e6, run.snapshot_ns / 1e6, run.max_ns / 1e6,
+                         run.median_ns, run.writes);
+        }
+        // Not checked: that a write overlapped the snapshot (at a tiny K, a writer preempted
+        // for the whole snapshot overlaps none; writes_during_snapshot says so).
+        ok = ok && s.geo->record_count() == s.k;
+        if (rep == 0) {
+            // What the snapshot taken next to the writer holds is a consistent state.
+            auto fresh = make_geo(geo::ConflictResolutionMode::LastWriterWins);
+            try {
+                geo_sn2_restore(*fresh, concurrent);
+                ok = ok && fresh->record_count() == s.k;
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "bench: SN3 restore failed: %s\n", e.what());
+                ok = false;
+            }
+        }
+        if (ratio < best_ratio) {
+            best_ratio = ratio;
+            best = run;
+            best_quiet_ns = quiet_ns;
+        }
+    }
+    JsonLine line("SN3");
+    line.count("k", s.k);
+    if (!best) { // no repetition had a write overlap the snapshot (a tiny K): no figure
+        line.num("snapshot_ms", quiet_min_ns / 1e6, 3)
+            .count("writes_during_snapshot", 0)
+            .flag("check", ok)
+            .collect();
+        return;
+    }
+    line.num("max_pause_ms", best->max_ns / 1e6, 3)
+        .num("snapshot_ms", best_quiet_ns / 1e6, 3)
+        .num("ratio", best_ratio, 3)
+        .num("paired_median_ratio", median(ratios), 3)
+        .num("target", 0.25, 2)
+        .num("concurrent_snapshot_ms", best->snapshot_ns / 1e6, 3)
+        .num("median_write_ns", best->median_ns, 0)
+        .count("writes_during_snapshot", best->writes)
+        .num("min_quiet_snapshot_ms", quiet_min_ns / 1e6, 3)
+        .flag("check", ok)
+        .collect();
+}
+
+// ---- WIRE ---------------------------------------------------------------------------------
+
+constexpr std::size_t kWireEntries = 10'000;
+
+// The floor's entry: FanoutEntry's fields, flat, with the clock as a map, and hand-written
+// conversions (the clock as an object keyed by decimal node ids, as geo writes it).
+struct PlainEntry {
+    std::string key;
+    std::string region;
+    std::uint64_t timestamp_ms{};
+    std::map<std::uint64_t, std::uint64_t> clock;
+    std::string value;
+    std::uint64_t seq{};
+    bool deleted{};
+    std::uint64_t prev_seq{};
+    friend bool operator==(const PlainEntry& a, const PlainEntry& b) {
+        return a.key == b.key && a.region == b.region && a.timestamp_ms == b.timestamp_ms &&
+               a.clock == b.clock && a.value == b.value && a.seq == b.seq &&
+               a.deleted == b.deleted && a.prev_seq == b.prev_seq;
+    }
+};
+
+void to_json(nlohmann::json& j, const PlainEntry& e) {
+    nlohmann::json clock = nlohmann::json::object();
+    for (const auto& [node, counter] : e.clock) {
+        clock[std::to_string(node)] = counter;
+    }
+    j = nlohmann::json::object();
+    j["key"] = e.key;
+    j["region"] = e.region;
+    j["timestamp_ms"] = e.timestamp_ms;
+    j["clock"] = std::move(clock);
+    j["value"] = e.value;
+    j["seq"] = e.seq;
+    j["deleted"] = e.deleted;
+    j["prev_seq"] = e.prev_seq;
+}
+
+void from_json(const nlohmann::json& j, PlainEntry& e) {
+    j.at("key").get_to(e.key);
+    j.at("region").get_to(e.region);
+    j.at("timestamp_ms").get_to(e.timestamp_ms);
+    e.clock.clear();
+    for (const auto& [node, counter] : j.at("clock").items()) {
+        e.clock[std::stoull(node)] = counter.get<std::uint64_t>();
+    }
+    j.at("value").get_to(e.value);
+    j.at("seq").get_to(e.seq);
+    j.at("deleted").get_to(e.deleted);
+    j.at("prev_seq").get_to(e.prev_seq);
+}
+
+// Entry i: W1's key i and value, written in us-east-1 at kT0 + i with seq i + 1 (following
+// seq i), a clock of 3 nodes; every 50th is a tombstone (empty value).
+std::vector<geo::FanoutEntry> make_wire_entries(const Data& d, std::size_t count) {
+    std::vector<geo::FanoutEntry> entries(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        geo::FanoutEntry& e = entries[i];
+        e.key = d.keys[i % d.keys.size()];
+        e.seq = i + 1;
+        e.prev_seq = i;
+        e.record.region = std::string(kUs);
+        e.record.timestamp_ms = kT0 + i;
+        e.record.seq = e.seq;
+        e.record.deleted = i % 50 == 49;
+        e.record.value = e.record.deleted ? std::string() : d.values[i % kValuePool];
+        e.record.clock = geo::VectorClock{{1, 1 + i % 7}, {2, 1 + i % 5}, {3, 1 + i % 3}};
+    }
+    return entries;
+}
+
+PlainEntry plain_of(const geo::FanoutEntry& e) {
+    PlainEntry p;
+    p.key = e.key;
+    p.region = e.record.region;
+    p.timestamp_ms = e.record.timestamp_ms;
+    for (const auto& [node, counter] : e.record.clock.entries()) {
+        p.clock[node] = counter;
+    }
+    p.value = e.record.value;
+    p.seq = e.seq;
+    p.deleted = e.record.deleted;
+    p.prev_seq = e.prev_seq;
+    return p;
+}
+
+// Returns the text's size; `out` receives the decoded batch (destroyed by the caller, outside
+// the clock). The text and the intermediate documents die inside, for geo and floor alike.
+GEO_BENCH_NOINLINE std::size_t geo_wire_roundtrip(const std::vector<geo::FanoutEntry>& in,
+                                                  std::vector<geo::FanoutEntry>& out) {
+    const std::string text = geo::to_json_text(in);
+    out = geo::from_json_text<std::vector<geo::FanoutEntry>>(text);
+    return text.size();
+}
+
+GEO_BENCH_NOINLINE std::size_t floor_wire_roundtrip(const std::vector<PlainEntry>& in,
+                                                    std::vector<PlainEntry>& out) {
+    const std::string text = nlohmann::json(in).dump();
+    out = nlohmann::json::parse(text).get<std::vector<PlainEntry>>();
+    return text.size();
+}
+
+void report_wire(const Data& d, int reps) {
+    std::fprintf(stderr, "bench: WIRE entries=%zu\n", kWireEntries);
+    const std::vector<geo::FanoutEntry> entries = make_wire_entries(d, kWireEntries);
+    std::vector<PlainEntry> plain;
+    plain.reserve(entries.size());
+    for (const geo::FanoutEntry& e : entries) {
+        plain.push_back(plain_of(e));
+    }
+    Best floor_t;
+    Best geo_t;
+    bool ok = true;
+    std::size_t geo_bytes = 0;
+    std::size_t floor_bytes = 0;
+    alternate(
+        reps,
+        [&](int rep) {
+            std::vector<PlainEntry> out;
+            const Stamp t0 = stamp();
+            floor_bytes = floor_wire_roundtrip(plain, out);
+            const Stamp t1 = stamp();
+            floor_t.add(between(t0, t1));
+            note_rep("WIRE", "floor", rep, between(t0, t1), kWireEntries);
+            ok = ok && out == plain;
+        },
+        [&](int rep) {
+            std::vector<geo::FanoutEntry> out;
+            const Stamp t0 = stamp();
+            geo_bytes = geo_wire_roundtrip(entries, out);
+            const Stamp t1 = stamp();
+            geo_t.add(between(t0, t1));
+            note_rep("WIRE", "geo", rep, between(t0, t1), kWireEntries);
+            ok = ok && out == entries;
+        });
+    const double nn = static_cast<double>(kWireEntries);
+    JsonLine("WIRE")
+        .count("entries", kWireEntries)
+        .timing(geo_t, floor_t, nn, 1.5)
+        .num("geo_bytes_per_entry", static_cast<double>(geo_bytes) / nn, 1)
+        .num("floor_bytes_per_entry", static_cast<double>(floor_bytes) / nn, 1)
+        .flag("check", ok)
+        .collect();
+}
+
 // ---- M1 -----------------------------------------------------------------------------------
 
 #if GEO_BENCH_LINUX
@@ -1306,6 +1879,9 @@ TableView table_view(std::string_view workload) {
     if (workload == "D1") { // short queue vs long queue; no target
         return {"ns_per_entry_small_queue", "ns_per_entry_large_queue", "large_over_small", false};
     }
+    if (workload == "SN3") { // the writer's longest pause vs the snapshot's time, in ms
+        return {"max_pause_ms", "snapshot_ms", "ratio", false};
+    }
     return {"geo_ns_per_op", "floor_ns_per_op", "ratio", false};
 }
 
@@ -1334,6 +1910,22 @@ std::string table_note(const JsonLine& r) {
     }
     if (w == "D1") {
         return "queue " + r.cell("queue_small") + " | " + r.cell("queue_large");
+    }
+    if (w == "SN1") {
+        return "bytes " + r.cell("snapshot_bytes") + " | " + r.cell("floor_json_bytes");
+    }
+    if (w == "SN2") {
+        return "vs parse+map " + r.cell("ratio_vs_parse_and_map");
+    }
+    if (w == "SN3") {
+        if (r.number("writes_during_snapshot") == 0.0) {
+            return "no write overlapped the snapshot";
+        }
+        return "median write " + r.cell("median_write_ns") + " ns";
+    }
+    if (w == "WIRE") {
+        return r.cell("entries") + " entries, bytes/entry " + r.cell("geo_bytes_per_entry") +
+               " | " + r.cell("floor_bytes_per_entry");
     }
     return {};
 }
@@ -1427,6 +2019,17 @@ void print_table(const JsonLine& meta, const std::vector<JsonLine>& results) {
             "D1: ns per entry drained with a short | long queue pending; ratio = long / short,"
             "\n    which should not grow with the queue.\n");
     }
+    if (present("SN1") || present("SN2")) {
+        std::printf("SN1, SN2: ns per key; floor = nlohmann::json dump | parse of the same "
+                    "records.\n");
+    }
+    if (present("SN3")) {
+        std::printf("SN3: the longest write held during a snapshot | the snapshot alone, in ms;"
+                    "\n    ratio = pause / snapshot.\n");
+    }
+    if (present("WIRE")) {
+        std::printf("WIRE: ns per FanoutEntry, to JSON text and back.\n");
+    }
     std::fflush(stdout);
 }
 
@@ -1490,7 +2093,15 @@ int main(int argc, char** argv) {
         .collect();
 
     const std::size_t s1_keys = std::max<std::size_t>(o.n, 1);
-    const Data d = make_data(selected(o, "S1") || selected(o, "D1") ? std::max(o.k, s1_keys) : o.k);
+    const bool sn = selected(o, "SN1") || selected(o, "SN2") || selected(o, "SN3");
+    std::size_t data_keys = o.k;
+    if (selected(o, "S1") || selected(o, "D1")) {
+        data_keys = std::max(data_keys, s1_keys);
+    }
+    if (sn) {
+        data_keys = std::max(data_keys, o.sn_k);
+    }
+    const Data d = make_data(data_keys);
 
     if (selected(o, "W1")) {
         report_w1("W1", d, o.n, o.k, o.reps, 2.5);
@@ -1520,6 +2131,22 @@ int main(int argc, char** argv) {
     }
     if (selected(o, "D1")) {
         report_d1(d, o.n, o.reps);
+    }
+    if (sn) {
+        std::fprintf(stderr, "bench: SN setup k=%zu\n", o.sn_k);
+        SnSetup setup = make_sn_setup(d, o.sn_k);
+        if (selected(o, "SN1")) {
+            report_sn1(setup, o.reps);
+        }
+        if (selected(o, "SN2")) {
+            report_sn2(setup, o.reps);
+        }
+        if (selected(o, "SN3")) { // last: its writer changes the replicator
+            report_sn3(setup, d, o.reps);
+        }
+    }
+    if (selected(o, "WIRE")) {
+        report_wire(d, o.reps);
     }
 
     const JsonLine& meta = g_lines.front();
