@@ -2,11 +2,15 @@
 # Runs every test configuration: for each CMake test preset, configure, build
 # and run ctest; then build the benchmarks of the `release` preset so they keep
 # compiling, and run bench_replicator once at a tiny size as a smoke test (a
-# few seconds; it fails if a result's check fails). Prints a per-preset timing
-# table and exits non-zero if any step failed.
+# few seconds; it fails if a result's check fails); then build the libFuzzer
+# targets of the `fuzz` preset and run each over its seed corpus for a fixed
+# number of executions (scripts/run-fuzz.sh; it fails on a crash, leak or
+# failed property). Prints a per-preset timing table and exits non-zero if any
+# step failed.
 #
-#   bash scripts/run-tests.sh                 # all presets below + benchmark build and smoke run
+#   bash scripts/run-tests.sh                 # all presets below + benchmark and fuzz smoke runs
 #   bash scripts/run-tests.sh gcc-cxx17 tsan  # just these test presets
+#   bash scripts/run-tests.sh fuzz            # just the fuzz smoke run
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,8 +23,23 @@ else
     presets=("${default_presets[@]}")
     build_only_presets=(release)
 fi
+fuzz_presets=()
+test_presets=()
+for preset in "${presets[@]}"; do
+    if [ "$preset" = fuzz ]; then
+        fuzz_presets=(fuzz)
+    else
+        test_presets+=("$preset")
+    fi
+done
+if [ "$#" -eq 0 ]; then
+    fuzz_presets=(fuzz)
+fi
 
-bash scripts/install-deps.sh
+extra_deps=()
+# clang's libFuzzer runtime is a separate Debian package.
+[ "${#fuzz_presets[@]}" -eq 0 ] || extra_deps+=(libclang-rt-14-dev)
+bash scripts/install-deps.sh ${extra_deps[@]+"${extra_deps[@]}"}
 
 jobs="$(nproc 2>/dev/null || echo 2)"
 log_dir="build/logs"
@@ -32,7 +51,7 @@ total_passed=0
 total_failed=0
 run_start=$SECONDS
 
-# run_preset <preset> <test|build-only>
+# run_preset <preset> <test|build-only|fuzz-smoke>
 run_preset() {
     local preset="$1" mode="$2"
     local start=$SECONDS configured built tested status="ok" timing counts
@@ -75,22 +94,34 @@ run_preset() {
                     status="FAILED (benchmark smoke)"
                 fi
                 timing="$timing, benchmark smoke $((SECONDS - built))s"
+            elif [ "$mode" = fuzz-smoke ]; then
+                local fuzz_log="$log_dir/fuzz-smoke.log"
+                if ! bash scripts/run-fuzz.sh --no-build 2>&1 | tee "$fuzz_log"; then
+                    status="FAILED (fuzz)"
+                fi
+                local execs
+                execs="$(sed -n 's/^fuzz executions: //p' "$fuzz_log" | tail -n 1)"
+                timing="$timing, fuzz smoke $((SECONDS - built))s, ${execs:-?} executions"
             fi
         fi
     fi
     local label="$preset"
     [ "$mode" = "test" ] || label="$preset ($mode)"
+    [ "$mode" != "fuzz-smoke" ] || label="$preset (smoke)"
     summary+=("$(printf '%-22s %-26s %5ss  (%s)' "$label" "$status" "$((SECONDS - start))" "$timing")")
     if [ "$status" != "ok" ]; then
         failed_presets+=("$label")
     fi
 }
 
-for preset in "${presets[@]}"; do
+for preset in ${test_presets[@]+"${test_presets[@]}"}; do
     run_preset "$preset" test
 done
-for preset in "${build_only_presets[@]}"; do
+for preset in ${build_only_presets[@]+"${build_only_presets[@]}"}; do
     run_preset "$preset" build-only
+done
+for preset in ${fuzz_presets[@]+"${fuzz_presets[@]}"}; do
+    run_preset "$preset" fuzz-smoke
 done
 
 echo
