@@ -392,6 +392,10 @@ private:
 
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
         check_text(entry.key, entry.record.value);
+        if (entry.seq >= detail::max_seq) {
+            throw ParseError("entry for key '" + detail::escape_bytes(entry.key) + "' has seq " +
+                             std::to_string(entry.seq) + ", at or above the limit 2^63");
+        }
         if (entry.record.region != rep_.config.regions[o]) {
             throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
                               entry.record.region + "' but arrived from '" +

@@ -28,6 +28,8 @@ public:
     void erase(Slot* slot, std::size_t hash) noexcept { table_.erase(slot, hash); }
     [[nodiscard]] std::size_t size() const noexcept { return table_.size(); }
 
+    void reserve(std::size_t n) { table_.reserve(n); }
+
     /// Exchanges slots with the same shard of a store with the same seed (restore).
     void swap_slots(KeyShard& other) noexcept { table_.swap(other.table_); }
 

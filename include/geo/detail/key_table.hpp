@@ -168,6 +168,25 @@ public:
 
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
+    /// Room for `n` keys without growing (restore knows how many are coming). Strong guarantee.
+    void reserve(std::size_t n) {
+        std::size_t buckets = buckets_.empty() ? 16 : buckets_.size();
+        while (n * 4 > buckets * 3) {
+            buckets *= 2;
+        }
+        if (buckets == buckets_.size()) {
+            return;
+        }
+        std::vector<Bucket> old(buckets);
+        old.swap(buckets_);
+        mask_ = buckets_.size() - 1;
+        for (const auto& bucket : old) {
+            if (bucket.node != nullptr) {
+                place(bucket);
+            }
+        }
+    }
+
     /// Exchanges contents; both tables must hash keys the same way (same seed).
     void swap(KeyTable& other) noexcept {
         buckets_.swap(other.buckets_);

@@ -10,6 +10,12 @@
 
 namespace geo::detail {
 
+/// Sequences stay below this. A region that reached it (2^63 commits: only a corrupt or
+/// hostile value does) is refused further commits instead of wrapping to 0, which would put
+/// a write out of order in its queue and never ship it. The margin up to 2^64 - 1 covers
+/// commits already past the check on other threads.
+inline constexpr std::uint64_t max_seq = std::uint64_t{1} << 63;
+
 /// What this replica knows of one region's stream of writes: the last commit sequence of the
 /// region (its own commits when it is written here, the highest seq applied from it when its
 /// writes arrive from a peer).
@@ -36,6 +42,9 @@ public:
                !seq_.compare_exchange_weak(current, seq, std::memory_order_relaxed)) {
         }
     }
+
+    /// Whether one more commit may be numbered (see max_seq).
+    [[nodiscard]] bool can_commit() const noexcept { return seq() < max_seq; }
 
     /// Only before the replica is shared (construction).
     void reset_seq(std::uint64_t seq) noexcept { seq_.store(seq, std::memory_order_relaxed); }

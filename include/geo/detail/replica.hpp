@@ -27,6 +27,11 @@ inline ActiveActiveGeoConfig checked_config(ActiveActiveGeoConfig config,
                                         const std::vector<RegionRaftGroup>& groups) {
     config.validate();
     for (std::size_t i = 0; i < groups.size(); ++i) {
+        if (groups[i].committed_seq >= max_seq) {
+            throw ConfigError("group " + std::to_string(groups[i].group_id) +
+                              " has committed_seq " + std::to_string(groups[i].committed_seq) +
+                              ", at or above the limit 2^63");
+        }
         if (!config.has_region(groups[i].region_id)) {
             throw ConfigError("group " + std::to_string(groups[i].group_id) +
                               " belongs to unknown region '" + groups[i].region_id + "'");

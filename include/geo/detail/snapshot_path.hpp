@@ -45,8 +45,8 @@ struct SnapshotPath {
             return a.order != b.order ? a.order < b.order : key_at(cut, a) < key_at(cut, b);
         });
         ChunkWriter writer(out);
-        std::string& buf = writer.buffer();
-        buf.append(magic, sizeof magic);
+        ByteBuffer& buf = writer.buffer();
+        buf.append(std::string_view(magic, sizeof magic));
         put_u32(buf, version);
         put_identity(buf, rep.config);
         for (std::size_t r = 0; r < rep.regions.size(); ++r) {
@@ -55,27 +55,34 @@ struct SnapshotPath {
         }
         put_u64(buf, cut.records.size());
         for (const Located& at : cut.records) {
-            buf.append(cut.bytes, at.offset, at.size);
+            buf.append(std::string_view(cut.bytes.data() + at.offset, at.size));
             writer.flush_if_full();
         }
-        for (const std::string& queue : cut.queues) {
-            buf.append(queue); // already canonical: queue order is logical order
-            writer.flush_if_full();
+        for (const ByteBuffer& queue : cut.queues) {
+            // Already canonical (queue order is commit order); written in pieces so the
+            // writer's buffer stays one chunk long.
+            std::string_view rest = queue.view();
+            while (!rest.empty()) {
+                const std::string_view piece = rest.substr(0, max_chunk);
+                buf.append(piece);
+                writer.flush_if_full();
+                rest.remove_prefix(piece.size());
+            }
         }
         writer.finish();
     }
 
     static void restore(Replica& live, std::istream& in) {
-        const std::string body = read_chunks(in); // ParseError unless intact
-        BodyReader reader(body);
+        const ByteBuffer body = read_chunks(in); // ParseError unless intact
+        BodyReader reader(body.view());
         const std::string_view head = reader.raw(sizeof magic);
         if (head != std::string_view(magic, sizeof magic)) {
             throw ParseError("snapshot: not a geo snapshot (bad magic)");
         }
         const std::uint32_t v = reader.u32();
         if (v != version) {
-            throw ParseError("snapshot: unknown version " + std::to_string(v) + " (this build reads " +
-                             std::to_string(version) + ")");
+            throw ParseError("snapshot: unknown version " + std::to_string(v) +
+                             " (this build reads " + std::to_string(version) + ")");
         }
         check_identity(reader, live.config);
         std::unique_ptr<Replica> staged = Replica::staging_for(live);
@@ -101,7 +108,7 @@ struct SnapshotPath {
     /// its id): independent of order, seeds and queues.
     [[nodiscard]] static std::uint64_t records_digest(const Replica& rep) {
         std::uint64_t sum = 0;
-        std::string buf;
+        ByteBuffer buf;
         for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
             const KeyShard& shard = rep.keys.shard(i);
             std::lock_guard<SpinMutex> lock(shard.mutex());
@@ -110,7 +117,7 @@ struct SnapshotPath {
                 put_bytes(buf, slot.key);
                 put_record(buf, slot, rep.config.regions[slot.region]);
                 // Mixed once more so a sum of hashes cannot cancel by construction.
-                sum += fold_multiply(hash_key(buf, digest_seed), digest_seed | 1);
+                sum += fold_multiply(hash_key(buf.view(), digest_seed), digest_seed | 1);
             });
         }
         return sum;
@@ -149,17 +156,17 @@ private:
     };
 
     struct Located {
-        std::uint64_t order;  ///< fixed hash of the key
-        std::size_t offset;   ///< of the encoded record in Capture::bytes
+        std::uint64_t order; ///< fixed hash of the key
+        std::size_t offset;  ///< of the encoded record in Capture::bytes
         std::size_t size;
     };
 
     struct Capture {
         std::vector<std::uint64_t> seq;
         std::vector<std::uint64_t> observed;
-        std::string bytes; ///< every record, encoded, one after the other
+        ByteBuffer bytes; ///< every record, encoded, one after the other
         std::vector<Located> records;
-        std::vector<std::string> queues; ///< per source region, encoded
+        std::vector<ByteBuffer> queues; ///< per source region, encoded
     };
 
     static std::string_view key_at(const Capture& cut, const Located& at) noexcept {
@@ -167,7 +174,7 @@ private:
         return std::string_view(cut.bytes.data() + at.offset + 8, static_cast<std::size_t>(size));
     }
 
-    static void put_identity(std::string& buf, const ActiveActiveGeoConfig& config) {
+    static void put_identity(ByteBuffer& buf, const ActiveActiveGeoConfig& config) {
         put_u32(buf, static_cast<std::uint32_t>(config.regions.size()));
         for (const auto& region : config.regions) {
             put_bytes(buf, region);
@@ -195,30 +202,34 @@ private:
         }
     }
 
-    static void put_record(std::string& buf, const QueueEntry& e, std::string_view region) {
-        put_bytes(buf, region);
-        put_u64(buf, e.timestamp_ms);
-        put_u64(buf, e.seq);
-        put_u8(buf, e.deleted ? 1 : 0);
-        put_bytes(buf, e.value);
-        put_u32(buf, static_cast<std::uint32_t>(e.clock.entries().size()));
-        for (const auto& [node, counter] : e.clock.entries()) {
-            put_u64(buf, node);
-            put_u64(buf, counter);
+    /// The record's fields after its region (as `region_bytes`: an id or an index), in one
+    /// sized write: this runs under every lock during capture.
+    static void put_fields(ByteBuffer& buf, const QueueEntry& e, std::size_t region_bytes,
+                           char* (*store_region)(char*, const QueueEntry&)) {
+        const auto entries = e.clock.entries();
+        const std::size_t size =
+            region_bytes + 8 + 8 + 1 + 8 + e.value.size() + 4 + 16 * entries.size();
+        char* p = store_region(buf.extend(size), e);
+        p = store_u64(p, e.timestamp_ms);
+        p = store_u64(p, e.seq);
+        p = store_u8(p, e.deleted ? 1 : 0);
+        p = store_bytes(p, e.value);
+        p = store_u32(p, static_cast<std::uint32_t>(entries.size()));
+        for (const auto& [node, counter] : entries) {
+            p = store_u64(store_u64(p, node), counter);
         }
     }
 
-    static void put_region_record(std::string& buf, const QueueEntry& e) {
-        put_u32(buf, e.region);
-        put_u64(buf, e.timestamp_ms);
-        put_u64(buf, e.seq);
-        put_u8(buf, e.deleted ? 1 : 0);
-        put_bytes(buf, e.value);
-        put_u32(buf, static_cast<std::uint32_t>(e.clock.entries().size()));
-        for (const auto& [node, counter] : e.clock.entries()) {
-            put_u64(buf, node);
-            put_u64(buf, counter);
-        }
+    /// For the digest: the region as its id, so replicas configured in another order agree.
+    static void put_record(ByteBuffer& buf, const QueueEntry& e, std::string_view region) {
+        put_bytes(buf, region);
+        put_fields(buf, e, 0, [](char* p, const QueueEntry&) { return p; });
+    }
+
+    /// For the snapshot: the region as its index into the configured ids.
+    static void put_region_record(ByteBuffer& buf, const QueueEntry& e) {
+        put_fields(buf, e, 4,
+                   [](char* p, const QueueEntry& entry) { return store_u32(p, entry.region); });
     }
 
     /// Reads what put_region_record wrote into `e`, checking it against the configuration.
@@ -251,6 +262,12 @@ private:
 
     static void capture(const Replica& rep, Capture& cut) {
         const std::size_t n = rep.regions.size();
+        std::size_t keys = 0;
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            keys += rep.keys.shard(i).size();
+        }
+        cut.records.reserve(keys);
+        cut.bytes.reserve(keys * 128); // a typical record; grows if needed
         for (std::size_t r = 0; r < n; ++r) {
             cut.seq.push_back(rep.regions[r]->stream.seq());
             cut.observed.push_back(rep.clock.observed(r));
@@ -267,14 +284,14 @@ private:
         cut.queues.resize(n);
         for (std::size_t r = 0; r < n; ++r) {
             const FanoutQueue& queue = rep.regions[r]->queue;
-            std::string& buf = cut.queues[r];
+            ByteBuffer& buf = cut.queues[r];
             for (std::size_t t = 0; t < n; ++t) {
                 put_u64(buf, queue.acked(t));
             }
             put_u64(buf, queue.queued());
             for (const QueueEntry* e = queue.head(); e != nullptr; e = e->next) {
-                put_u8(buf, e->detached ? kind_copy : kind_slot);
-                put_bytes(buf, e->key);
+                char* p = buf.extend(1 + 8 + e->key.size());
+                store_bytes(store_u8(p, e->detached ? kind_copy : kind_slot), e->key);
                 if (e->detached) {
                     put_region_record(buf, *e);
                 }
@@ -286,11 +303,19 @@ private:
     static void replay(BodyReader& reader, Replica& rep) {
         const std::size_t n = rep.regions.size();
         for (std::size_t r = 0; r < n; ++r) {
-            rep.regions[r]->stream.reset_seq(reader.u64());
+            const std::uint64_t seq = reader.u64();
+            if (seq >= max_seq) {
+                throw ParseError("snapshot: corrupt (a region sequence at or above 2^63)");
+            }
+            rep.regions[r]->stream.reset_seq(seq);
             rep.clock.reset_observed(r, reader.u64());
         }
-        const std::uint64_t records = reader.count(8 + 4 + 8 + 8 + 1 + 8 + 4);
-        for (std::uint64_t i = 0; i < records; ++i) {
+        const std::size_t records = reader.count(8 + 4 + 8 + 8 + 1 + 8 + 4);
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            // Keys spread evenly over the shards; a little slack avoids a late doubling.
+            rep.keys.shard(i).reserve(records / KeyStore::shard_count + records / 256 + 16);
+        }
+        for (std::size_t i = 0; i < records; ++i) {
             const std::string_view key = reader.bytes();
             SlotPtr slot(new_entry<Slot>(key));
             read_region_record(reader, rep, *slot);
@@ -307,9 +332,9 @@ private:
             for (auto& a : acked) {
                 a = reader.u64();
             }
-            const std::uint64_t entries = reader.count(1 + 8);
+            const std::size_t entries = reader.count(1 + 8);
             std::uint64_t last_seq = 0;
-            for (std::uint64_t i = 0; i < entries; ++i) {
+            for (std::size_t i = 0; i < entries; ++i) {
                 const std::uint8_t kind = reader.u8();
                 const std::string_view key = reader.bytes();
                 QueueEntry* entry = nullptr;

@@ -54,6 +54,9 @@ struct WritePath {
                                         std::uint64_t log_ts, VectorClock* host_clock,
                                         std::vector<ConflictEvent>& events) {
         RegionState& state = *rep.regions[r];
+        if (!state.stream.can_commit()) {
+            throw_exhausted(rep, r);
+        }
         if (stamp != Stamp::Clock) {
             rep.clock.observe(r, log_ts);
         }
@@ -142,6 +145,9 @@ struct WritePath {
     /// A peer's write, resolved against the stored record; never queued again.
     static GeoWriteOutcome commit_remote(Replica& rep, Incoming& in,
                                          std::vector<ConflictEvent>& events) {
+        if (in.assign_seq && !rep.regions[in.region]->stream.can_commit()) {
+            throw_exhausted(rep, in.region);
+        }
         rep.clock.observe(in.region, in.timestamp_ms);
         rep.clock.check_offset(in.timestamp_ms);
         const std::size_t hash = rep.keys.hash(in.key);
@@ -226,6 +232,11 @@ struct WritePath {
     }
 
 private:
+    [[noreturn]] static void throw_exhausted(const Replica& rep, std::size_t r) {
+        throw Error("region '" + rep.config.regions[r] +
+                    "' has used up its commit sequence (2^63): nothing was written");
+    }
+
     /// A conflict built before the write that raises it is stored, so that reporting it after
     /// the store cannot fail.
     struct PreparedConflict {
