@@ -57,6 +57,26 @@ inline void restore_from(ActiveActiveReplicator& r, const std::string& bytes) {
     r.restore(in);
 }
 
+inline std::string text(const geo::FanoutEntry& e);
+inline std::string text(const std::vector<geo::FanoutEntry>& batch);
+
+/// What a replica holds and owes, as text: every record (by digest), the region sequences and
+/// every batch it would ship. Unlike the snapshot it leaves out the timestamps observed (a
+/// refused write still pushes the clock past its timestamp).
+inline std::string replicated_state(const ActiveActiveReplicator& r) {
+    std::string out = "digest=" + std::to_string(r.records_digest()) + " records=" +
+                      std::to_string(r.record_count());
+    for (const auto& [region, seq] : r.region_sequences()) {
+        out += " " + region + "=" + std::to_string(seq);
+    }
+    for (const auto& source : r.config().regions) {
+        for (const auto& target : r.config().regions) {
+            out += "\n" + source + "->" + target + ": " + text(r.peek_fanout(source, target));
+        }
+    }
+    return out;
+}
+
 /// Every alternative of an outcome, every field.
 inline std::string text(const GeoWriteOutcome& outcome) {
     std::ostringstream out;
