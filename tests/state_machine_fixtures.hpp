@@ -18,6 +18,17 @@
 #include <variant>
 #include <vector>
 
+/// REQUIRE(a == b) for byte strings, described by byte_difference when they differ.
+#define GEO_REQUIRE_SAME_BYTES(a, b)                                                               \
+    do {                                                                                           \
+        const std::string& geo_bytes_a_ = (a);                                                     \
+        const std::string& geo_bytes_b_ = (b);                                                     \
+        if (geo_bytes_a_ != geo_bytes_b_) {                                                        \
+            FAIL("bytes differ: " #a " vs " #b ": "                                                \
+                 << geo_test::sm::byte_difference(geo_bytes_a_, geo_bytes_b_));                   \
+        }                                                                                          \
+    } while (false)
+
 namespace geo_test::sm {
 
 using geo::ActiveActiveGeoConfig;
@@ -44,6 +55,31 @@ frozen_replica(const std::string& local, ConflictResolutionMode mode,
                std::uint64_t at_ms = start_ms,
                std::chrono::milliseconds tombstone_grace = std::chrono::hours(24)) {
     return make_replica(local, mode, [at_ms] { return at_ms; }, tombstone_grace);
+}
+
+/// Where two byte strings (snapshots) first differ, in hex around that offset: printing the
+/// strings themselves would be unreadable binary.
+inline std::string byte_difference(const std::string& a, const std::string& b) {
+    std::size_t at = 0;
+    while (at < a.size() && at < b.size() && a[at] == b[at]) {
+        ++at;
+    }
+    auto hex = [at](const std::string& s) {
+        static const char digits[] = "0123456789abcdef";
+        std::string out;
+        const std::size_t from = at < 16 ? 0 : at - 16;
+        for (std::size_t i = from; i < s.size() && i < at + 24; ++i) {
+            const auto c = static_cast<unsigned char>(s[i]);
+            out += i == at ? "[" : " ";
+            out += digits[c >> 4];
+            out += digits[c & 15];
+        }
+        return out;
+    };
+    std::ostringstream out;
+    out << "sizes " << a.size() << " and " << b.size() << ", first difference at byte " << at
+        << ": {" << hex(a) << " } vs {" << hex(b) << " }";
+    return out.str();
 }
 
 inline std::string snapshot_bytes(const ActiveActiveReplicator& r) {

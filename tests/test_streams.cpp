@@ -80,7 +80,7 @@ TEST_CASE("a batch split and delivered second half first answers OutOfOrder and 
         for (std::size_t i = 0; i < outcomes.size(); ++i) {
             REQUIRE(outcomes[i] == GeoWriteOutcome(OutOfOrder{us, 4 + i, 0}));
         }
-        REQUIRE(snapshot_bytes(*receiver) == before);
+        GEO_REQUIRE_SAME_BYTES(snapshot_bytes(*receiver), before);
         REQUIRE(receiver->region_sequences().at(us) == 0);
         REQUIRE_FALSE(receiver->get_record(key(4)).has_value());
 
@@ -118,7 +118,7 @@ TEST_CASE("a batch delivered in reverse order applies the entries whose predeces
     require_same_records(*sender, *receiver, 1, 4);
 }
 
-TEST_CASE("pipelined batches with one batch lost: the next batch answers OutOfOrder for its "
+TEST_CASE("pipelined batches with one batch lost - the next batch answers OutOfOrder for its "
           "first entry, the sender re-sends from the acknowledged cursor, and the receiver ends "
           "with every write",
           "[streams][prev_seq][pipeline]") {
@@ -147,7 +147,7 @@ TEST_CASE("pipelined batches with one batch lost: the next batch answers OutOfOr
         for (const auto& o : o3) {
             REQUIRE(is<OutOfOrder>(o));
         }
-        REQUIRE(snapshot_bytes(*receiver) == before);
+        GEO_REQUIRE_SAME_BYTES(snapshot_bytes(*receiver), before);
         REQUIRE_FALSE(receiver->get_record(key(7)).has_value());
 
         // Re-send from the acknowledged cursor, pipelining again.
@@ -197,7 +197,7 @@ TEST_CASE("prev_seq of a pipelined batch's first entry is the seq of the last en
     REQUIRE(sender->peek_fanout(us, eu, 10, 7).empty());
 }
 
-TEST_CASE("prev_seq follows the queue, not seq - 1: a superseded entry leaves a gap that the "
+TEST_CASE("prev_seq follows the queue, not seq - 1, so a superseded entry leaves a gap that the "
           "receiver accepts",
           "[streams][prev_seq]") {
     for (auto mode : both_modes) {
@@ -324,7 +324,7 @@ TEST_CASE("entries with prev_seq 0 are accepted as from older senders, gaps incl
         e12.prev_seq = 10;
         const std::string before = geo_test::sm::snapshot_bytes(*receiver);
         REQUIRE(receiver->apply_remote(us, e12) == GeoWriteOutcome(OutOfOrder{us, 12, 9}));
-        REQUIRE(geo_test::sm::snapshot_bytes(*receiver) == before);
+        GEO_REQUIRE_SAME_BYTES(geo_test::sm::snapshot_bytes(*receiver), before);
         REQUIRE(receiver->get(std::string("z")) == std::optional<std::string>("9"));
         // An already-applied entry answers AlreadyApplied whatever its prev_seq.
         auto dup = e9;
@@ -347,7 +347,7 @@ TEST_CASE("a re-delivered pipelined batch answers AlreadyApplied and changes not
             std::vector<GeoWriteOutcome>{AlreadyApplied{us, 1}, AlreadyApplied{us, 2}});
     REQUIRE(receiver->apply_remote(us, b2) ==
             std::vector<GeoWriteOutcome>{AlreadyApplied{us, 3}, AlreadyApplied{us, 4}});
-    REQUIRE(geo_test::sm::snapshot_bytes(*receiver) == before);
+    GEO_REQUIRE_SAME_BYTES(geo_test::sm::snapshot_bytes(*receiver), before);
     require_same_records(*sender, *receiver, 1, 4);
 }
 
