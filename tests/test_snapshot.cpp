@@ -181,14 +181,14 @@ std::string flip(std::string bytes, std::size_t at, unsigned char mask) {
 /// A snapshot's body (the bytes inside the chunk framing), checksum verified.
 std::string body_of(const std::string& snapshot) {
     std::istringstream in(snapshot);
-    return geo::detail::read_chunks(in);
+    return std::string(geo::detail::read_chunks(in).view());
 }
 
 /// `body` framed and checksummed as a snapshot: what a writer of a corrupt state would emit.
 std::string framed(const std::string& body) {
     std::ostringstream out;
     geo::detail::ChunkWriter writer(out);
-    writer.buffer() = body;
+    writer.buffer().append(body);
     writer.finish();
     return out.str();
 }

@@ -83,7 +83,7 @@ std::string frame_with_writer(std::string_view body) {
     // Appended in pieces and flushed as snapshot() does, so bodies over 64 KiB span chunks.
     while (!body.empty()) {
         const std::string_view piece = body.substr(0, 4096);
-        writer.buffer().append(piece.data(), piece.size());
+        writer.buffer().append(std::string_view(piece.data(), piece.size()));
         writer.flush_if_full();
         body.remove_prefix(piece.size());
     }

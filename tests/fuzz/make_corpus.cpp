@@ -66,7 +66,7 @@ void snapshot_seed(const std::string& name, std::uint8_t mode, const std::string
 
 std::string body_of(const std::string& snapshot) {
     std::istringstream in(snapshot);
-    return geo::detail::read_chunks(in);
+    return std::string(geo::detail::read_chunks(in).view());
 }
 
 std::unique_ptr<geo::ActiveActiveReplicator> replica_of(const std::string& local,

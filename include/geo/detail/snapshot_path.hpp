@@ -48,7 +48,7 @@ struct SnapshotPath {
         ByteBuffer& buf = writer.buffer();
         buf.append(std::string_view(magic, sizeof magic));
         put_u32(buf, version);
-        put_identity(buf, rep.config);
+        put_identity(buf, rep);
         for (std::size_t r = 0; r < rep.regions.size(); ++r) {
             put_u64(buf, cut.seq[r]);
             put_u64(buf, cut.observed[r]);
@@ -84,7 +84,7 @@ struct SnapshotPath {
             throw ParseError("snapshot: unknown version " + std::to_string(v) +
                              " (this build reads " + std::to_string(version) + ")");
         }
-        check_identity(reader, live.config);
+        check_identity(reader, live);
         std::unique_ptr<Replica> staged = Replica::staging_for(live);
         replay(reader, *staged);
         if (!reader.at_end()) {
@@ -174,17 +174,26 @@ private:
         return std::string_view(cut.bytes.data() + at.offset + 8, static_cast<std::size_t>(size));
     }
 
-    static void put_identity(ByteBuffer& buf, const ActiveActiveGeoConfig& config) {
+    static void put_identity(ByteBuffer& buf, const Replica& rep) {
+        const ActiveActiveGeoConfig& config = rep.config;
         put_u32(buf, static_cast<std::uint32_t>(config.regions.size()));
         for (const auto& region : config.regions) {
             put_bytes(buf, region);
         }
         put_bytes(buf, config.local_region);
         put_u8(buf, config.conflict_mode == ConflictResolutionMode::VectorClock ? 1 : 0);
+        // Group ids key the regions' vector-clock entries: another layout is another config.
+        for (std::size_t r = 0; r < rep.regions.size(); ++r) {
+            const auto& group = rep.regions[r]->group_id;
+            put_u8(buf, group ? 1 : 0);
+            put_u64(buf, group ? *group : 0);
+        }
     }
 
-    /// ConfigError when the (intact) snapshot was taken with other regions or another mode.
-    static void check_identity(BodyReader& reader, const ActiveActiveGeoConfig& config) {
+    /// ConfigError when the (intact) snapshot was taken with other regions, another local
+    /// region, another conflict mode or other Raft group ids.
+    static void check_identity(BodyReader& reader, const Replica& rep) {
+        const ActiveActiveGeoConfig& config = rep.config;
         const std::uint32_t n = reader.u32();
         std::vector<std::string> regions;
         for (std::uint32_t i = 0; i < n; ++i) {
@@ -195,10 +204,25 @@ private:
         if (mode > 1) {
             throw ParseError("snapshot: corrupt (conflict mode " + std::to_string(mode) + ")");
         }
+        bool same_groups = n == rep.regions.size();
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const std::uint8_t has = reader.u8();
+            const std::uint64_t id = reader.u64();
+            if (has > 1) {
+                throw ParseError("snapshot: corrupt (group id flag)");
+            }
+            if (same_groups) {
+                const auto& group = rep.regions[i]->group_id;
+                same_groups = (has == 1) == group.has_value() && (!group || *group == id);
+            }
+        }
         if (regions != config.regions || local != config.local_region ||
             (mode == 1) != (config.conflict_mode == ConflictResolutionMode::VectorClock)) {
             throw ConfigError("snapshot of another configuration (regions, local region or "
                               "conflict mode differ)");
+        }
+        if (!same_groups) {
+            throw ConfigError("snapshot of another configuration (Raft group ids differ)");
         }
     }
 

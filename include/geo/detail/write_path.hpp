@@ -57,12 +57,14 @@ struct WritePath {
         if (!state.stream.can_commit()) {
             throw_exhausted(rep, r);
         }
-        if (stamp != Stamp::Clock) {
-            rep.clock.observe(r, log_ts);
-        }
         const std::size_t hash = rep.keys.hash(key);
         KeyShard& shard = rep.keys.shard_for(hash);
         std::lock_guard<SpinMutex> shard_lock(shard.mutex());
+        // Observed under the shard lock, with the store: a snapshot (which holds every lock)
+        // sees both or neither.
+        if (stamp != Stamp::Clock) {
+            rep.clock.observe(r, log_ts);
+        }
         Slot* slot = shard.find(key, hash);
         std::uint64_t ts = stamp == Stamp::Clock ? rep.clock.stamp() : log_ts;
         // The caller's clock is used in place; a derived one is built only when needed (a
@@ -148,11 +150,11 @@ struct WritePath {
         if (in.assign_seq && !rep.regions[in.region]->stream.can_commit()) {
             throw_exhausted(rep, in.region);
         }
-        rep.clock.observe(in.region, in.timestamp_ms);
         rep.clock.check_offset(in.timestamp_ms);
         const std::size_t hash = rep.keys.hash(in.key);
         KeyShard& shard = rep.keys.shard_for(hash);
         std::lock_guard<SpinMutex> shard_lock(shard.mutex());
+        rep.clock.observe(in.region, in.timestamp_ms); // under the lock: see commit_local
         Slot* slot = shard.find(in.key, hash);
         std::unique_ptr<PreparedConflict> displaced; // vector-clock mode only, rare
         if (slot != nullptr) {
