@@ -101,7 +101,8 @@ using EntryPtr = std::unique_ptr<QueueEntry, EntryDeleter>;
 }
 
 /// The public record of an entry; `regions` are the configured ids its index points into.
-[[nodiscard]] inline GeoRecord record_of(const QueueEntry& e, const std::vector<RegionId>& regions) {
+[[nodiscard]] inline GeoRecord record_of(const QueueEntry& e,
+                                         const std::vector<RegionId>& regions) {
     return GeoRecord{regions[e.region], e.timestamp_ms, e.clock, e.value, e.seq, e.deleted};
 }
 

@@ -163,8 +163,9 @@ public:
     /// `latest_seq` is the source's latest commit: the acknowledged seq never passes it, so
     /// acknowledging past the newest entry never makes later entries look out of order.
     /// Returns how many entries stopped being owed to `target`.
-    std::size_t acknowledge(std::size_t target, std::uint64_t up_to_seq,
-                            std::uint64_t latest_seq = std::numeric_limits<std::uint64_t>::max()) noexcept {
+    std::size_t
+    acknowledge(std::size_t target, std::uint64_t up_to_seq,
+                std::uint64_t latest_seq = std::numeric_limits<std::uint64_t>::max()) noexcept {
         acked_[target] = std::max(acked_[target], std::min(up_to_seq, latest_seq));
         std::size_t released = 0;
         QueueEntry*& cursor = cursor_[target];

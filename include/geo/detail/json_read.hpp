@@ -255,8 +255,8 @@ template <class... Ts>
 void read_tuple(const json& j, std::string_view shape, Ts&... outs) {
     constexpr std::size_t arity = sizeof...(Ts);
     if (!j.is_array()) {
-        throw FieldParseError("", "expected a " + std::string(shape) + " array, found " +
-                                      describe(j));
+        throw FieldParseError("",
+                              "expected a " + std::string(shape) + " array, found " + describe(j));
     }
     if (j.size() != arity) {
         throw FieldParseError("", "expected " + std::to_string(arity) + " elements " +

@@ -39,6 +39,19 @@ public:
         table_.for_each(std::forward<F>(f));
     }
 
+    /// for_each, fetching slots and their values ahead (a scan of every slot: snapshot,
+    /// digest).
+    template <class F>
+    void for_each_prefetched(F&& f) const {
+        table_.for_each_prefetched(std::forward<F>(f), [](const Slot& slot) {
+#if defined(__GNUC__)
+            __builtin_prefetch(slot.value.data());
+#else
+            (void)slot;
+#endif
+        });
+    }
+
     /// Erases every slot `doomed(slot)` picks; returns how many. If picking throws, nothing
     /// is erased.
     template <class Doomed>

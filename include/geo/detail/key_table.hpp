@@ -194,6 +194,28 @@ public:
         std::swap(size_, other.size_);
     }
 
+    /// Like for_each, fetching nodes a few buckets ahead of `f`, and calling `deeper(node)`
+    /// for nodes half as far ahead (to fetch what they point to): a long scan over nodes
+    /// scattered in the heap is bound by cache misses otherwise.
+    template <class F, class Deeper>
+    void for_each_prefetched(F&& f, Deeper&& deeper) const {
+        constexpr std::size_t ahead = 8;
+        const std::size_t n = buckets_.size();
+        for (std::size_t i = 0; i < n; ++i) {
+#if defined(__GNUC__)
+            if (i + ahead < n && buckets_[i + ahead].node != nullptr) {
+                __builtin_prefetch(buckets_[i + ahead].node);
+            }
+#endif
+            if (i + ahead / 2 < n && buckets_[i + ahead / 2].node != nullptr) {
+                deeper(*buckets_[i + ahead / 2].node);
+            }
+            if (buckets_[i].node != nullptr) {
+                f(*buckets_[i].node, buckets_[i].hash);
+            }
+        }
+    }
+
     template <class F>
     void for_each(F&& f) const {
         for (const auto& bucket : buckets_) {

@@ -27,7 +27,9 @@ class RegionStream {
 public:
     [[nodiscard]] SpinMutex& stream_mutex() noexcept { return stream_mu_; }
 
-    [[nodiscard]] std::uint64_t seq() const noexcept { return seq_.load(std::memory_order_relaxed); }
+    [[nodiscard]] std::uint64_t seq() const noexcept {
+        return seq_.load(std::memory_order_relaxed);
+    }
 
     /// The region's next commit sequence (local commits: caller holds the region's queue lock,
     /// so seqs enter the queue in order).

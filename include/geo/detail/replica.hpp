@@ -24,7 +24,7 @@ namespace geo::detail {
 
 /// The config, validated against itself and the groups.
 inline ActiveActiveGeoConfig checked_config(ActiveActiveGeoConfig config,
-                                        const std::vector<RegionRaftGroup>& groups) {
+                                            const std::vector<RegionRaftGroup>& groups) {
     config.validate();
     for (std::size_t i = 0; i < groups.size(); ++i) {
         if (groups[i].committed_seq >= max_seq) {
@@ -74,8 +74,8 @@ struct Replica {
     /// An empty replica to restore a snapshot into before it replaces `live`'s state: same
     /// configuration and key hashing, no conflict log of its own.
     static std::unique_ptr<Replica> staging_for(const Replica& live) {
-        return std::unique_ptr<Replica>(new Replica(live.config, live.groups, nullptr,
-                                                    live.keys.seed(), true));
+        return std::unique_ptr<Replica>(
+            new Replica(live.config, live.groups, nullptr, live.keys.seed(), true));
     }
 
     Replica(const Replica&) = delete;
@@ -88,7 +88,7 @@ struct Replica {
     const std::vector<RegionRaftGroup> groups;
     ReplicaClock clock;
     std::vector<std::unique_ptr<RegionState>> regions; ///< one per configured region, same order
-    const std::size_t local;                            ///< the local region's index
+    const std::size_t local;                           ///< the local region's index
     KeyStore keys;
     ConflictLog conflicts;
     ListenerSet<ConflictEvent> listeners;
@@ -96,13 +96,10 @@ struct Replica {
 private:
     Replica(ActiveActiveGeoConfig valid_config, std::vector<RegionRaftGroup> valid_groups,
             std::function<std::uint64_t()> physical_ms, std::uint64_t seed, bool staging)
-        : config(std::move(valid_config)),
-          names(config.regions),
-          groups(std::move(valid_groups)),
+        : config(std::move(valid_config)), names(config.regions), groups(std::move(valid_groups)),
           clock(std::move(physical_ms), config.regions.size(), config.tombstone_grace,
                 config.max_clock_offset),
-          local(names.find(config.local_region)),
-          keys(seed),
+          local(names.find(config.local_region)), keys(seed),
           conflicts(staging ? 0 : config.conflict_log_capacity) {
         const std::size_t n = config.regions.size();
         regions.reserve(n);

@@ -22,10 +22,8 @@ class ReplicaClock {
 public:
     ReplicaClock(std::function<std::uint64_t()> physical_ms, std::size_t region_count,
                  std::chrono::nanoseconds tombstone_grace, std::chrono::nanoseconds max_offset)
-        : clock_(std::move(physical_ms)),
-          observed_(new Observed[region_count]),
-          region_count_(region_count),
-          tombstone_grace_ms_(ceil_ms(tombstone_grace)),
+        : clock_(std::move(physical_ms)), observed_(new Observed[region_count]),
+          region_count_(region_count), tombstone_grace_ms_(ceil_ms(tombstone_grace)),
           max_offset_ms_(ceil_ms(max_offset)) {}
 
     /// A timestamp applied in (or received from) `region`: later stamps are above it.

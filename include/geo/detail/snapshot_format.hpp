@@ -187,6 +187,11 @@ private:
 /// input is truncated, a chunk is too long, or the checksum does not match.
 [[nodiscard]] inline ByteBuffer read_chunks(std::istream& in) {
     ByteBuffer body;
+    // What the stream already holds (all of it for a string stream): one allocation instead
+    // of doublings. Only a hint, bounded by real bytes, so a corrupt header cannot inflate it.
+    if (const std::streamsize held = in.rdbuf() != nullptr ? in.rdbuf()->in_avail() : 0; held > 0) {
+        body.reserve(cast_to<std::size_t>(held));
+    }
     std::uint64_t checksum = checksum_seed;
     char header[8];
     for (;;) {
@@ -224,6 +229,14 @@ public:
     std::uint64_t u64() { return get_u64_at(take(8).data()); }
     std::uint32_t u32() { return get_u32_at(take(4).data()); }
     std::uint8_t u8() { return static_cast<std::uint8_t>(take(1)[0]); }
+    /// A length read from the body, as a count of `unit`-byte items that must still be there.
+    std::size_t length(std::uint64_t n, std::size_t unit = 1) {
+        if (n > rest_.size() / unit) {
+            throw ParseError("snapshot: corrupt (a length runs past the end)");
+        }
+        return cast_to<std::size_t>(n);
+    }
+
     /// `n` raw bytes (no length prefix).
     std::string_view raw(std::size_t n) { return take(n); }
     std::string_view bytes() {

@@ -39,6 +39,9 @@ struct SnapshotPath {
             HoldAll hold(const_cast<Replica&>(rep)); // locks only; nothing is modified
             capture(rep, cut);
         }
+        for (Located& at : cut.records) {
+            at.order = hash_key(key_at(cut, at), 0);
+        }
         // Canonical order: by a fixed hash of the key, then by the key, so the bytes do not
         // depend on the seeded hash, insertion history or shard layout.
         std::sort(cut.records.begin(), cut.records.end(), [&](const Located& a, const Located& b) {
@@ -112,7 +115,7 @@ struct SnapshotPath {
         for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
             const KeyShard& shard = rep.keys.shard(i);
             std::lock_guard<SpinMutex> lock(shard.mutex());
-            shard.for_each([&](const Slot& slot, std::size_t) {
+            shard.for_each_prefetched([&](const Slot& slot, std::size_t) {
                 buf.clear();
                 put_bytes(buf, slot.key);
                 put_record(buf, slot, rep.config.regions[slot.region]);
@@ -258,28 +261,28 @@ private:
 
     /// Reads what put_region_record wrote into `e`, checking it against the configuration.
     static void read_region_record(BodyReader& reader, const Replica& rep, QueueEntry& e) {
-        const std::uint32_t region = reader.u32();
-        if (region >= rep.regions.size()) {
-            throw ParseError("snapshot: corrupt (region index " + std::to_string(region) + ")");
+        // The fixed part in one bounds check: region, timestamp, seq, deleted, value size.
+        const char* p = reader.raw(4 + 8 + 8 + 1 + 8).data();
+        const std::uint32_t region = get_u32_at(p);
+        const auto deleted = static_cast<unsigned char>(p[20]);
+        if (region >= rep.regions.size() || deleted > 1) {
+            throw ParseError("snapshot: corrupt (region index or deleted flag)");
         }
         e.region = region;
-        e.timestamp_ms = reader.u64();
-        e.seq = reader.u64();
-        const std::uint8_t deleted = reader.u8();
-        if (deleted > 1) {
-            throw ParseError("snapshot: corrupt (deleted flag)");
-        }
+        e.timestamp_ms = get_u64_at(p + 4);
+        e.seq = get_u64_at(p + 12);
         e.deleted = deleted == 1;
-        e.value.assign(reader.bytes());
-        const std::uint64_t n = reader.u32();
+        e.value.assign(reader.raw(reader.length(get_u64_at(p + 21))));
+        const std::size_t n = reader.length(reader.u32(), 16);
+        const char* entries = reader.raw(16 * n).data();
         NodeId last = 0;
-        for (std::uint64_t i = 0; i < n; ++i) {
-            const NodeId node = reader.u64();
-            const std::uint64_t counter = reader.u64();
+        for (std::size_t i = 0; i < n; ++i) {
+            const NodeId node = get_u64_at(entries + 16 * i);
+            const std::uint64_t counter = get_u64_at(entries + 16 * i + 8);
             if ((i > 0 && node <= last) || counter == 0) {
                 throw ParseError("snapshot: corrupt (clock entries out of order or zero)");
             }
-            e.clock.set(node, counter);
+            e.clock.set(node, counter); // ascending: each set appends
             last = node;
         }
     }
@@ -297,12 +300,12 @@ private:
             cut.observed.push_back(rep.clock.observed(r));
         }
         for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
-            rep.keys.shard(i).for_each([&](const Slot& slot, std::size_t) {
+            rep.keys.shard(i).for_each_prefetched([&](const Slot& slot, std::size_t) {
                 const std::size_t offset = cut.bytes.size();
                 put_bytes(cut.bytes, slot.key);
                 put_region_record(cut.bytes, slot);
-                cut.records.push_back(
-                    Located{hash_key(slot.key, 0), offset, cut.bytes.size() - offset});
+                // The order is hashed after the locks are released (see snapshot).
+                cut.records.push_back(Located{0, offset, cut.bytes.size() - offset});
             });
         }
         cut.queues.resize(n);
