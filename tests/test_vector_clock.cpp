@@ -463,12 +463,17 @@ TEST_CASE("a clock happens before itself incremented") {
     }
 }
 
-TEST_CASE("incrementing a counter at the maximum wraps it to zero, which removes the entry") {
-    VectorClock clock{{1, 4}, {2, std::numeric_limits<std::uint64_t>::max()}};
+TEST_CASE("incrementing a counter at the maximum saturates: the clock never moves backwards") {
+    const auto top = std::numeric_limits<std::uint64_t>::max();
+    const VectorClock before{{1, 4}, {2, top}};
+    VectorClock clock = before;
     clock.increment(2);
-    CHECK(clock.get(2) == 0);
-    CHECK(clock == VectorClock{{1, 4}});
-    CHECK(clock.entries().size() == 1);
+    CHECK(clock.get(2) == top);
+    CHECK(clock == before);
+    CHECK_FALSE(clock.happens_before(before));
+    CHECK_FALSE(before.happens_before(clock));
+    CHECK_FALSE(clock.happens_before(VectorClock{})); // a wrap made it look older than empty
+    CHECK(clock.entries().size() == 2);
 }
 
 // ---- allocation behaviour -------------------------------------------------------------------

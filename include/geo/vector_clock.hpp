@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <new>
 #include <utility>
 
@@ -128,8 +129,11 @@ public:
         const std::size_t i = lower_index(node, n);
         Entry* d = mutable_data();
         if (i < n && d[i].first == node) {
-            if (++d[i].second == 0) {
-                erase_at(i, n); // wrapped around: a zero counter is no entry
+            // Saturates: wrapping to 0 would move the clock backwards (before every clock it
+            // followed). At the top of the range the clock stays equal, which resolution then
+            // treats as concurrent writes, decided by the LWW order.
+            if (d[i].second != std::numeric_limits<std::uint64_t>::max()) {
+                ++d[i].second;
             }
         } else {
             insert_at(i, n, Entry{node, 1});
