@@ -405,6 +405,16 @@ private:
 
     /// Keys and values travel as JSON strings: what is not valid UTF-8 is refused up front.
     static void check_text(std::string_view key, std::string_view value) {
+        if (!detail::is_ascii(key) || !detail::is_ascii(value)) {
+            check_utf8(key, value); // rare: out of line
+        }
+    }
+
+#if defined(__GNUC__)
+    __attribute__((noinline))
+#endif
+    static void
+    check_utf8(std::string_view key, std::string_view value) {
         if (!detail::is_valid_utf8(key)) {
             throw EncodingError("key is not valid UTF-8 (bytes: " + detail::escape_bytes(key) +
                                 ")");

@@ -18,7 +18,40 @@ namespace geo::detail {
 ///
 /// Runs on every write's key and value, which are mostly short and ASCII: eight bytes at a time
 /// while they are all ASCII, one code point at a time otherwise.
+/// Whether every byte of `s` is ASCII: the words of the string OR-ed together (the last ones
+/// overlapping), one test at the end. Branch-light: this runs on every write.
+[[nodiscard]] inline bool is_ascii(std::string_view s) noexcept {
+    const char* p = s.data();
+    const std::size_t n = s.size();
+    std::uint64_t any = 0;
+    if (n >= 8) {
+        // Whole words, then the last word (overlapping what was read): no per-byte tail.
+        std::uint64_t w = 0;
+        std::size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            std::memcpy(&w, p + i, 8);
+            any |= w;
+        }
+        std::memcpy(&w, p + n - 8, 8);
+        any |= w;
+    } else if (n >= 4) {
+        std::uint32_t c = 0;
+        std::uint32_t d = 0;
+        std::memcpy(&c, p, 4);
+        std::memcpy(&d, p + n - 4, 4);
+        any = c | d;
+    } else if (n > 0) {
+        // One to three bytes: the first, the middle and the last (some may coincide).
+        any = static_cast<unsigned char>(p[0]) | static_cast<unsigned char>(p[n / 2]) |
+              static_cast<unsigned char>(p[n - 1]);
+    }
+    return (any & 0x8080808080808080U) == 0;
+}
+
 [[nodiscard]] inline bool is_valid_utf8(std::string_view s) noexcept {
+    if (is_ascii(s)) {
+        return true; // the common case, decided without a branch per word
+    }
     constexpr std::uint64_t high_bits = 0x8080808080808080U;
     const char* const data = s.data();
     const std::size_t size = s.size();
