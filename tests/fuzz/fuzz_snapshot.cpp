@@ -62,18 +62,18 @@ World& world(bool vector_clock) {
 
 /// `body` framed as ChunkWriter frames it, in chunks of at most `chunk` bytes.
 std::string frame(std::string_view body, std::size_t chunk) {
-    std::string out;
+    geo::detail::ByteBuffer out;
     std::uint64_t checksum = geo::detail::checksum_seed;
     while (!body.empty()) {
         const std::string_view piece = body.substr(0, chunk);
         geo::detail::put_u32(out, static_cast<std::uint32_t>(piece.size()));
-        out.append(piece.data(), piece.size());
+        out.append(piece);
         checksum = geo::detail::hash_key(piece, checksum);
         body.remove_prefix(piece.size());
     }
     geo::detail::put_u32(out, 0);
     geo::detail::put_u64(out, checksum);
-    return out;
+    return std::string(out.view());
 }
 
 /// `body` framed by snapshot()'s own writer.

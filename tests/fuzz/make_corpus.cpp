@@ -8,7 +8,10 @@
 // geo's extra fields), which are spelled out here. Output is deterministic (frozen clocks,
 // canonical snapshots): re-running it reproduces the committed files byte for byte.
 //
-//   geo_fuzz_make_corpus tests/fuzz/corpus
+//   geo_fuzz_make_corpus tests/fuzz/corpus [tests/fuzz/crashes]
+//
+// With a second directory it also writes there the inputs of known bugs not fixed yet
+// (<dir>/<target>/<name>; see known_bug_seeds), which must stay out of the corpus until then.
 
 #include <geo/detail/snapshot_format.hpp>
 #include <geo/json.hpp>
@@ -16,11 +19,13 @@
 
 #include "fuzz_support.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <string>
@@ -36,6 +41,7 @@ using geo_fuzz::frozen_ms;
 using geo_fuzz::us;
 
 std::string out_dir;
+std::string crashes_dir; ///< empty: known-bug inputs are not written
 std::map<std::string, int> counts;
 int written = 0;
 
@@ -67,6 +73,63 @@ void snapshot_seed(const std::string& name, std::uint8_t mode, const std::string
 std::string body_of(const std::string& snapshot) {
     std::istringstream in(snapshot);
     return std::string(geo::detail::read_chunks(in).view());
+}
+
+[[noreturn]] void die(const std::string& what) {
+    std::cerr << "make_corpus: " << what << "\n";
+    std::exit(1);
+}
+
+/// Where region `r`'s sequence is in the body of `rep`'s snapshot (docs/snapshot.md; the
+/// code, include/geo/detail/snapshot_path.hpp, is the truth): magic, version, the identity
+/// (region ids, local region, conflict mode, each region's group id), then per region its
+/// sequence and its observed timestamp.
+std::size_t sequence_offset(const geo::ActiveActiveReplicator& rep, std::size_t r) {
+    const auto& config = rep.config();
+    std::size_t at = 8 + 4 + 4;
+    for (const auto& region : config.regions) {
+        at += 8 + region.size();
+    }
+    at += 8 + config.local_region.size() + 1 + config.regions.size() * (1 + 8);
+    return at + r * 16;
+}
+
+/// The body of `rep`'s snapshot with `region`'s sequence set to `seq`. Checked both ways, so
+/// a format change that moves the field fails here instead of writing a meaningless seed:
+/// the field read holds the region's sequence, and the patched snapshot restores with that
+/// sequence (seq < 2^63) or is refused with ParseError (seq >= 2^63).
+std::string body_with_sequence(const geo::ActiveActiveReplicator& rep, ConflictResolutionMode mode,
+                               const std::string& region, std::uint64_t seq) {
+    const auto& regions = rep.config().regions;
+    const std::size_t r =
+        static_cast<std::size_t>(std::find(regions.begin(), regions.end(), region) - regions.begin());
+    std::string body = body_of(geo_fuzz::snapshot_bytes(rep));
+    const std::size_t at = sequence_offset(rep, r);
+    if (at + 8 > body.size() ||
+        geo::detail::get_u64_at(body.data() + at) != rep.region_sequences().at(region)) {
+        die("the snapshot format moved: " + region + "'s sequence is not at byte " +
+            std::to_string(at) + " of the body (update sequence_offset)");
+    }
+    geo::detail::store_u64(body.data() + at, seq);
+
+    std::ostringstream framed;
+    geo::detail::ChunkWriter writer(framed);
+    writer.buffer().append(body);
+    writer.finish();
+    auto fresh = geo_fuzz::empty_replica(mode);
+    std::istringstream in(framed.str());
+    try {
+        fresh->restore(in);
+        if (fresh->region_sequences().at(region) != seq) {
+            die("a patched snapshot restored with another sequence for " + region);
+        }
+    } catch (const geo::ParseError&) {
+        if (seq < (std::uint64_t{1} << 63)) {
+            die("a snapshot with " + region + "'s sequence at " + std::to_string(seq) +
+                " was refused");
+        }
+    }
+    return body;
 }
 
 std::unique_ptr<geo::ActiveActiveReplicator> replica_of(const std::string& local,
@@ -186,6 +249,21 @@ void json_seeds() {
     json_seed('5', "decision", R"({"primary_region":"us-east-1","fanout_regions":["eu-west-1","ap-south-1"],"consistency":"EachQuorum"})");
     json_seed('9', "outcome", R"({"RejectedByConflict":{"region":"us-east-1","winner_region":"eu-west-1","winner_timestamp_ms":5}})");
     json_seed('9', "outcome", R"({"OutOfOrder":{"region":"eu-west-1","seq":9,"applied_seq":3}})");
+
+    // ---- the sequence limit (2^63): a group and entries at and past it ----
+    // Parses; a replicator refuses the group (ConfigError) and the entries (ParseError).
+    json_seed('3', "group", R"({"region_id":"us-east-1","group_id":1,"members":[1],"committed_seq":18446744073709551615})");
+    json_seed('>', "groups", R"([{"region_id":"us-east-1","group_id":100,"members":[1,2,3],"committed_seq":9223372036854775807},)"
+                             R"({"region_id":"eu-west-1","group_id":200,"members":[4,5,6],"committed_seq":9223372036854775808}])");
+    const std::string top_record =
+        R"({"region":"eu-west-1","timestamp_ms":1700000000100,"clock":{"clocks":{"200":1}},"value":"top","seq":9223372036854775807,"deleted":false})";
+    // The last seq an entry may carry (applies), then one past it (the batch is refused).
+    json_seed('7', "batch", R"([{"key":"k","record":)" + top_record +
+                                R"(,"seq":9223372036854775807,"prev_seq":0}])");
+    json_seed('G', "batch", R"([{"key":"k","record":)" + top_record +
+                                R"(,"seq":9223372036854775807,"prev_seq":0},{"key":"k2","record":)" +
+                                top_record + R"(,"seq":9223372036854775808,"prev_seq":9223372036854775807}])");
+    json_seed('6', "entry", R"(["k",)" + top_record + R"(,18446744073709551615])");
 }
 
 void snapshot_seeds() {
@@ -225,21 +303,55 @@ void snapshot_seeds() {
     const std::string other_bytes = geo_fuzz::snapshot_bytes(*other);
     snapshot_seed("raw-other-config", 0, other_bytes);
     snapshot_seed("body-other-config", 1, body_of(other_bytes));
+
+    // The sequence limit (2^63), in the populated VectorClock state (framed body, mode 0x05).
+    const std::uint64_t top = (std::uint64_t{1} << 63) - 1;
+    const auto vc = ConflictResolutionMode::VectorClock;
+    const auto populated = geo_fuzz::populated_replica(vc);
+    // A peer region at the last sequence: restores, and the exercise goes on from there.
+    snapshot_seed("body-seq-top-ap-vc", 1 | 4, body_with_sequence(*populated, vc, ap, top));
+    // Regression input of the wrap to 0 (was crashes/fuzz_snapshot/local-seq-at-uint64-max,
+    // in the format before group ids joined the identity): us-east-1's sequence at
+    // UINT64_MAX, now refused with ParseError. And the first sequence refused, 2^63.
+    snapshot_seed("body-seq-uint64-max-us-vc", 1 | 4,
+                  body_with_sequence(*populated, vc, us, std::numeric_limits<std::uint64_t>::max()));
+    snapshot_seed("body-seq-2p63-us-vc", 1 | 4, body_with_sequence(*populated, vc, us, top + 1));
+}
+
+/// Inputs of known bugs in include/, not fixed yet: written to <crashes_dir>/<target>/ when
+/// a second directory is given (tests/fuzz/crashes/README.md says what each shows). Once a
+/// bug is fixed, move its line into snapshot_seeds() or json_seeds().
+void known_bug_seeds() {
+    if (crashes_dir.empty()) {
+        return;
+    }
+    std::filesystem::create_directories(crashes_dir + "/fuzz_snapshot");
+    const auto vc = ConflictResolutionMode::VectorClock;
+    const auto populated = geo_fuzz::populated_replica(vc);
+    // The local region at 2^63 - 1: its next commit is numbered 2^63, which restore refuses.
+    const std::string body =
+        body_with_sequence(*populated, vc, us, (std::uint64_t{1} << 63) - 1);
+    write_file(crashes_dir + "/fuzz_snapshot/local-seq-at-2p63-minus-1", static_cast<char>(1 | 4) + body);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::cerr << "usage: " << argv[0] << " <corpus-dir>  (e.g. tests/fuzz/corpus)\n";
+    if (argc != 2 && argc != 3) {
+        std::cerr << "usage: " << argv[0]
+                  << " <corpus-dir> [<crashes-dir>]  (e.g. tests/fuzz/corpus tests/fuzz/crashes)\n";
         return 2;
     }
     out_dir = argv[1];
+    if (argc == 3) {
+        crashes_dir = argv[2];
+    }
     try {
         std::filesystem::create_directories(out_dir + "/fuzz_json");
         std::filesystem::create_directories(out_dir + "/fuzz_snapshot");
         json_seeds();
         snapshot_seeds();
+        known_bug_seeds();
     } catch (const std::exception& e) {
         std::cerr << "make_corpus: " << e.what() << "\n";
         return 1;
