@@ -216,26 +216,26 @@ TEST_CASE("seq limit: apply_remote refuses an entry whose seq is at or above 2^6
     }
 }
 
-TEST_CASE("seq limit: a region at 2^63 - 1 commits exactly once more, then refuses every local "
+TEST_CASE("seq limit: a region at 2^63 - 2 commits exactly once more, then refuses every local "
           "commit and changes nothing",
           "[seq_limit][local]") {
     for (const auto mode : both_modes) {
         // The local region, and a peer whose Raft log this host applies (apply_local_write).
         for (const std::string& region : {us, ap}) {
             CAPTURE(geo_test::mode_name(mode), region);
-            auto r = replica(mode, groups_with(region, top));
+            auto r = replica(mode, groups_with(region, top - 1));
             REQUIRE(is<Committed>(r->apply_remote(
                 eu, geo_test::entry(eu, "e", "5", start_ms + 40, 1, clock_of(mode, 200, 1)))));
             const std::size_t owed = r->pending_fanout_len(region);
 
-            // The one commit left: numbered 2^63, queued like any other.
+            // The one commit left: numbered 2^63 - 1, queued like any other.
             const auto last = r->apply_local_write(region, "k", "last", start_ms + 50,
                                                    clock_of(mode, region == us ? 100 : 300, 1));
             INFO(text(last));
             REQUIRE(is<Committed>(last));
             REQUIRE(std::get<Committed>(last).region == region);
-            REQUIRE(std::get<Committed>(last).seq == limit);
-            REQUIRE(r->region_sequences().at(region) == limit);
+            REQUIRE(std::get<Committed>(last).seq == top);
+            REQUIRE(r->region_sequences().at(region) == top);
             REQUIRE(r->pending_fanout_len(region) == owed + 1);
             REQUIRE(r->get("k") == std::optional<std::string>("last"));
 
@@ -266,25 +266,25 @@ TEST_CASE("seq limit: a region at 2^63 - 1 commits exactly once more, then refus
             // The other regions are not affected: eu-west-1's stream goes on.
             REQUIRE(is<Committed>(r->apply_remote(
                 eu, geo_test::entry(eu, "e2", "6", start_ms + 80, 2, clock_of(mode, 200, 2)))));
-            REQUIRE(r->region_sequences().at(region) == limit);
+            REQUIRE(r->region_sequences().at(region) == top);
         }
     }
 }
 
-TEST_CASE("seq limit: apply_remote_write refuses once the origin's counter reached 2^63",
+TEST_CASE("seq limit: apply_remote_write refuses once the origin's counter reached 2^63 - 1",
           "[seq_limit][apply_remote_write]") {
     for (const auto mode : both_modes) {
         CAPTURE(geo_test::mode_name(mode));
-        auto r = replica(mode, groups_with(eu, top - 1));
+        auto r = replica(mode, groups_with(eu, top - 2));
         REQUIRE(is<Committed>(r->put("a", "1", start_ms + 10)));
         const auto first = r->apply_remote_write(eu, "x", "1", start_ms + 20, clock_of(mode, 200, 1));
         const auto second = r->apply_remote_write(eu, "y", "2", start_ms + 30, clock_of(mode, 200, 2));
         INFO(text(first) << " " << text(second));
         REQUIRE(is<Committed>(first));
-        REQUIRE(std::get<Committed>(first).seq == top);
+        REQUIRE(std::get<Committed>(first).seq == top - 1);
         REQUIRE(is<Committed>(second));
-        REQUIRE(std::get<Committed>(second).seq == limit);
-        REQUIRE(r->region_sequences().at(eu) == limit);
+        REQUIRE(std::get<Committed>(second).seq == top);
+        REQUIRE(r->region_sequences().at(eu) == top);
 
         const State before = State::of(*r);
         REQUIRE_THROWS_AS(r->apply_remote_write(eu, "z", "3", start_ms + 40, clock_of(mode, 200, 3)),
@@ -297,7 +297,7 @@ TEST_CASE("seq limit: apply_remote_write refuses once the origin's counter reach
         // Other origins and the local region go on.
         REQUIRE(is<Committed>(r->apply_remote_write(ap, "w", "4", start_ms + 50, clock_of(mode, 300, 1))));
         REQUIRE(is<Committed>(r->put("b", "2", start_ms + 60)));
-        REQUIRE(r->region_sequences().at(eu) == limit);
+        REQUIRE(r->region_sequences().at(eu) == top);
     }
 }
 
@@ -347,15 +347,15 @@ TEST_CASE("seq limit: JSON committed_seq 18446744073709551615 parses, the replic
     require_unchanged(before, *r);
 }
 
-// Known bug (not fixed on this branch; tests/fuzz/crashes/fuzz_snapshot/README.md): the one
-// commit a region at 2^63 - 1 may still make is numbered 2^63, a sequence every other path
-// refuses: the replicator's own snapshot no longer restores (ParseError), groups() no longer
-// builds a replicator (ConfigError), and peers refuse the entry (ParseError), so the write is
-// never delivered. Hidden until fixed: run it with `test_seq_limit "[known-bug]"`.
+// Found by fuzz_snapshot: the last commit used to be numbered 2^63, a sequence every other path
+// refuses (the replicator's own snapshot did not restore, groups() did not rebuild, peers
+// refused the entry, so the write was never delivered).
 TEST_CASE("seq limit: the state a region at 2^63 - 1 reaches restores, rebuilds and ships",
-          "[.][seq_limit][known-bug]") {
+          "[seq_limit]") {
     auto r = replica(ConflictResolutionMode::LastWriterWins, groups_with(us, top));
-    (void)r->put("k", "v", start_ms + 10); // Committed or refused: either way a valid state
+    REQUIRE_THROWS_AS(r->put("k", "v", start_ms + 10), geo::Error); // no seq left to give
+    REQUIRE(is<Committed>(r->apply_remote(
+        eu, geo_test::entry(eu, "k", "from eu", start_ms + 20, 1, geo::VectorClock{}))));
     auto fresh = replica(ConflictResolutionMode::LastWriterWins, geo_test::all_groups());
     const std::string bytes = snapshot_bytes(*r);
     REQUIRE_NOTHROW(restore_from(*fresh, bytes));
@@ -363,6 +363,7 @@ TEST_CASE("seq limit: the state a region at 2^63 - 1 reaches restores, rebuilds 
     REQUIRE_NOTHROW(ActiveActiveReplicator(r->config(), r->groups()));
     auto peer = replica(ConflictResolutionMode::LastWriterWins, geo_test::all_groups(), eu);
     const auto batch = r->peek_fanout(us, eu);
+    REQUIRE(batch.empty()); // the refused write was never queued
     REQUIRE_NOTHROW(peer->apply_remote(us, batch));
-    REQUIRE(peer->get("k") == r->get("k"));
+    REQUIRE(r->get("k") == std::optional<std::string>("from eu"));
 }

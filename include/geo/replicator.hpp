@@ -160,7 +160,8 @@ public:
     }
 
     /// A peer's fanout entry. Idempotent: an entry at or below the highest seq already applied
-    /// from `origin` changes nothing and answers AlreadyApplied (streams are FIFO per origin).
+    /// from `origin` changes nothing and answers AlreadyApplied; one whose `prev_seq` is above it
+    /// (something before it went missing) changes nothing and answers OutOfOrder.
     /// An entry that loses its conflict still counts as applied.
     GeoWriteOutcome apply_remote(std::string_view origin, const FanoutEntry& entry) {
         const std::size_t o = region_index(origin);
@@ -392,6 +393,11 @@ private:
 
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
         check_text(entry.key, entry.record.value);
+        if (entry.record.seq != 0 && entry.record.seq != entry.seq) {
+            throw ParseError("entry for key '" + detail::escape_bytes(entry.key) + "' has seq " +
+                             std::to_string(entry.seq) + " but its record has seq " +
+                             std::to_string(entry.record.seq));
+        }
         if (entry.seq >= detail::max_seq) {
             throw ParseError("entry for key '" + detail::escape_bytes(entry.key) + "' has seq " +
                              std::to_string(entry.seq) + ", at or above the limit 2^63");

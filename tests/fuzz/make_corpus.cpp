@@ -11,7 +11,7 @@
 //   geo_fuzz_make_corpus tests/fuzz/corpus [tests/fuzz/crashes]
 //
 // With a second directory it also writes there the inputs of known bugs not fixed yet
-// (<dir>/<target>/<name>; see known_bug_seeds), which must stay out of the corpus until then.
+// (<dir>/<target>/<name>; see boundary_seeds), which must stay out of the corpus until then.
 
 #include <geo/detail/snapshot_format.hpp>
 #include <geo/json.hpp>
@@ -318,20 +318,18 @@ void snapshot_seeds() {
     snapshot_seed("body-seq-2p63-us-vc", 1 | 4, body_with_sequence(*populated, vc, us, top + 1));
 }
 
-/// Inputs of known bugs in include/, not fixed yet: written to <crashes_dir>/<target>/ when
-/// a second directory is given (tests/fuzz/crashes/README.md says what each shows). Once a
-/// bug is fixed, move its line into snapshot_seeds() or json_seeds().
-void known_bug_seeds() {
-    if (crashes_dir.empty()) {
-        return;
-    }
-    std::filesystem::create_directories(crashes_dir + "/fuzz_snapshot");
+/// Inputs that found bugs, kept as seeds so every run replays them. (An input of a bug not
+/// fixed yet would be written to <crashes_dir>/<target>/ instead, when a second directory is
+/// given; there is none now.)
+void boundary_seeds() {
     const auto vc = ConflictResolutionMode::VectorClock;
     const auto populated = geo_fuzz::populated_replica(vc);
-    // The local region at 2^63 - 1: its next commit is numbered 2^63, which restore refuses.
+    // The local region at 2^63 - 1 (found by fuzz_snapshot: its next commit used to be
+    // numbered 2^63, which restore, the constructor and peers all refuse): now it restores
+    // and refuses further commits.
     const std::string body =
         body_with_sequence(*populated, vc, us, (std::uint64_t{1} << 63) - 1);
-    write_file(crashes_dir + "/fuzz_snapshot/local-seq-at-2p63-minus-1", static_cast<char>(1 | 4) + body);
+    write_file(out_dir + "/fuzz_snapshot/body-seq-top-us-vc", static_cast<char>(1 | 4) + body);
 }
 
 } // namespace
@@ -351,7 +349,7 @@ int main(int argc, char** argv) {
         std::filesystem::create_directories(out_dir + "/fuzz_snapshot");
         json_seeds();
         snapshot_seeds();
-        known_bug_seeds();
+        boundary_seeds();
     } catch (const std::exception& e) {
         std::cerr << "make_corpus: " << e.what() << "\n";
         return 1;

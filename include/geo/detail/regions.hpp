@@ -45,8 +45,9 @@ public:
         }
     }
 
-    /// Whether one more commit may be numbered (see max_seq).
-    [[nodiscard]] bool can_commit() const noexcept { return seq() < max_seq; }
+    /// Whether one more commit may be numbered: its seq stays below max_seq, where every
+    /// other path (groups, snapshots, peers) accepts it.
+    [[nodiscard]] bool can_commit() const noexcept { return seq() < max_seq - 1; }
 
     /// Only before the replica is shared (construction).
     void reset_seq(std::uint64_t seq) noexcept { seq_.store(seq, std::memory_order_relaxed); }

@@ -74,8 +74,11 @@ struct WritePath {
         if (stamp != Stamp::Host) {
             derived.emplace(slot != nullptr ? slot->clock : VectorClock{});
             if (state.group_id) {
-                // Reserve the entry now; its value is set once the seq is known.
-                derived->set(*state.group_id, derived->get(*state.group_id) + 1);
+                // Reserve the entry now; its value is set once the seq is known. Saturating:
+                // a wrap to 0 would put the new clock before the stored one.
+                const std::uint64_t entry = derived->get(*state.group_id);
+                derived->set(*state.group_id,
+                             entry == std::numeric_limits<std::uint64_t>::max() ? entry : entry + 1);
             }
             clock_ptr = &*derived;
         }
@@ -99,7 +102,8 @@ struct WritePath {
                 // order implies timestamp order" keeps the LWW fallback a total order). At the
                 // top of the range no later timestamp exists: refused, on every node alike.
                 if (slot->timestamp_ms == std::numeric_limits<std::uint64_t>::max()) {
-                    return rejected(rep, r, *slot);
+                    const WriteRef incoming{r, ts, 0, clock, value, deleted};
+                    return reject(rep, r, *slot, key, incoming, false, events);
                 }
                 ts = slot->timestamp_ms + 1;
             }
