@@ -24,9 +24,10 @@ namespace geo::detail {
 
 /// Snapshot, restore and digest of a Replica (the format: docs/snapshot.md).
 ///
-/// Capture takes every lock in the Replica's order (streams, shards, queues) and copies the
-/// state as encoded bytes; sorting and writing happen after the locks are released, so
-/// writers wait for a copy, not for the output. Restore verifies the checksum, then replays
+/// Capture takes every lock in the Replica's order (streams, shards, queues), copies the state
+/// as encoded bytes and releases each lock as soon as what it guards is copied; sorting and
+/// writing happen after, so writers wait for a copy (of at most what they need), not for the
+/// output. Restore verifies the checksum, then replays
 /// the snapshot into an empty staging Replica with ordinary operations of the parts (insert
 /// a slot, push an entry, acknowledge), and swaps the staged contents in under every lock.
 struct SnapshotPath {
@@ -35,10 +36,7 @@ struct SnapshotPath {
 
     static void snapshot(const Replica& rep, std::ostream& out) {
         Capture cut;
-        {
-            HoldAll hold(const_cast<Replica&>(rep)); // locks only; nothing is modified
-            capture(rep, cut);
-        }
+        capture(const_cast<Replica&>(rep), cut); // takes the locks only; nothing is modified
         for (Located& at : cut.records) {
             at.order = hash_key(key_at(cut, at), 0);
         }
@@ -287,28 +285,37 @@ private:
         }
     }
 
-    static void capture(const Replica& rep, Capture& cut) {
+    /// Copies a consistent cut: the state at the moment every lock is held. Then it lets
+    /// writers go as early as the cut allows: the streams once the sequences are copied, the
+    /// queues once they are copied, each shard once its records are. A write released that
+    /// way touches only what was copied already (one shard, queues, sequences), so it falls
+    /// after the cut; one that needs something not copied yet waits for its lock.
+    static void capture(Replica& rep, Capture& cut) {
         const std::size_t n = rep.regions.size();
-        std::size_t keys = 0;
-        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
-            keys += rep.keys.shard(i).size();
+        std::vector<std::unique_lock<SpinMutex>> streams;
+        std::vector<std::unique_lock<SpinMutex>> shards;
+        std::vector<std::unique_lock<SpinMutex>> queues;
+        streams.reserve(n);
+        shards.reserve(KeyStore::shard_count);
+        queues.reserve(n);
+        cut.seq.reserve(n);
+        cut.observed.reserve(n);
+        cut.queues.resize(n);
+        for (auto& region : rep.regions) { // the documented order: streams, shards, queues
+            streams.emplace_back(region->stream.stream_mutex());
         }
-        cut.records.reserve(keys);
-        cut.bytes.reserve(keys * 128); // a typical record; grows if needed
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            shards.emplace_back(rep.keys.shard(i).mutex());
+        }
+        for (auto& region : rep.regions) {
+            queues.emplace_back(region->queue.mutex());
+        }
+
         for (std::size_t r = 0; r < n; ++r) {
             cut.seq.push_back(rep.regions[r]->stream.seq());
             cut.observed.push_back(rep.clock.observed(r));
         }
-        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
-            rep.keys.shard(i).for_each_prefetched([&](const Slot& slot, std::size_t) {
-                const std::size_t offset = cut.bytes.size();
-                put_bytes(cut.bytes, slot.key);
-                put_region_record(cut.bytes, slot);
-                // The order is hashed after the locks are released (see snapshot).
-                cut.records.push_back(Located{0, offset, cut.bytes.size() - offset});
-            });
-        }
-        cut.queues.resize(n);
+        streams.clear();
         for (std::size_t r = 0; r < n; ++r) {
             const FanoutQueue& queue = rep.regions[r]->queue;
             ByteBuffer& buf = cut.queues[r];
@@ -323,6 +330,23 @@ private:
                     put_region_record(buf, *e);
                 }
             }
+        }
+        queues.clear();
+        std::size_t keys = 0;
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            keys += rep.keys.shard(i).size();
+        }
+        cut.records.reserve(keys);
+        cut.bytes.reserve(keys * 128); // a typical record; grows if needed
+        for (std::size_t i = 0; i < KeyStore::shard_count; ++i) {
+            rep.keys.shard(i).for_each_prefetched([&](const Slot& slot, std::size_t) {
+                const std::size_t offset = cut.bytes.size();
+                put_bytes(cut.bytes, slot.key);
+                put_region_record(cut.bytes, slot);
+                // The order is hashed after the locks are released (see snapshot).
+                cut.records.push_back(Located{0, offset, cut.bytes.size() - offset});
+            });
+            shards[i].unlock();
         }
     }
 
