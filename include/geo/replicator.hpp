@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "config.hpp"
+#include "detail/arguments.hpp"
 #include "detail/replica.hpp"
 #include "detail/snapshot_path.hpp"
-#include "detail/utf8.hpp"
 #include "detail/write_path.hpp"
 #include "error.hpp"
 #include "hybrid_clock.hpp"
@@ -369,79 +369,17 @@ public:
 
 private:
     [[nodiscard]] std::size_t region_index(std::string_view region) const {
-        const std::size_t i = rep_.names.find(region);
-        if (i == rep_.names.size()) {
-            throw_unknown_region(region);
-        }
-        return i;
+        return detail::Arguments::region_index(rep_, region);
     }
-
-    // Out of line, so the lookup on every write stays small.
-    [[noreturn]]
-#if defined(__GNUC__)
-    __attribute__((cold, noinline))
-#endif
-    void
-    throw_unknown_region(std::string_view region) const {
-        std::string known;
-        for (const auto& r : rep_.config.regions) {
-            known += (known.empty() ? "" : ", ") + r;
-        }
-        throw ConfigError("unknown region '" + std::string(region) + "' (configured: " + known +
-                          ")");
-    }
-
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
-        check_text(entry.key, entry.record.value);
-        if (entry.record.seq != 0 && entry.record.seq != entry.seq) {
-            throw ParseError("entry for key '" + detail::escape_bytes(entry.key) + "' has seq " +
-                             std::to_string(entry.seq) + " but its record has seq " +
-                             std::to_string(entry.record.seq));
-        }
-        if (entry.seq >= detail::max_seq) {
-            throw ParseError("entry for key '" + detail::escape_bytes(entry.key) + "' has seq " +
-                             std::to_string(entry.seq) + ", at or above the limit 2^63");
-        }
-        if (entry.record.region != rep_.config.regions[o]) {
-            throw ConfigError("entry for key '" + entry.key + "' was written in region '" +
-                              entry.record.region + "' but arrived from '" +
-                              rep_.config.regions[o] + "'");
-        }
+        detail::Arguments::check_entry(rep_, o, entry);
     }
-
-    /// Keys and values travel as JSON strings: what is not valid UTF-8 is refused up front.
     static void check_text(std::string_view key, std::string_view value) {
-        if (!detail::is_ascii(key) || !detail::is_ascii(value)) {
-            check_utf8(key, value); // rare: out of line
-        }
+        detail::Arguments::check_text(key, value);
     }
-
-#if defined(__GNUC__)
-    __attribute__((noinline))
-#endif
-    static void
-    check_utf8(std::string_view key, std::string_view value) {
-        if (!detail::is_valid_utf8(key)) {
-            throw EncodingError("key is not valid UTF-8 (bytes: " + detail::escape_bytes(key) +
-                                ")");
-        }
-        if (!detail::is_valid_utf8(value)) {
-            throw EncodingError("value of key '" + detail::escape_bytes(key) +
-                                "' is not valid UTF-8");
-        }
-    }
-
     void check_local_write(std::string_view key, std::string_view value) const {
-        check_text(key, value);
-        check_local_group();
-    }
-
-    void check_local_group() const {
-        if (rep_.config.conflict_mode == ConflictResolutionMode::VectorClock &&
-            !rep_.regions[rep_.local]->group_id) {
-            throw ConfigError("vector-clock mode needs a Raft group for local region '" +
-                              rep_.config.local_region + "' to key its clock entry");
-        }
+        detail::Arguments::check_text(key, value);
+        detail::Arguments::check_local_group(rep_);
     }
 
     using Stamp = detail::Stamp;
