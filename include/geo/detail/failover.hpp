@@ -72,9 +72,9 @@ failover_indices(const ActiveActiveGeoConfig& config) {
 /// primary region is available (or not configured); otherwise the first available region in
 /// failover order takes its place, the fanout becomes every other region (available or not)
 /// in config order, the consistency level stays, and `failed_over` is set. No region
-/// available: unchanged. `available(i)` tells whether `config.regions[i]` is available; it is
-/// called at most once per region, so a view that changes meanwhile still yields the decision
-/// of one availability pattern.
+/// in failover order available: unchanged. `available(i)` tells whether `config.regions[i]` is
+/// available; it is called at most once per region, so a view that changes meanwhile still yields
+/// the decision of one availability pattern.
 template <class Available,
           class = std::enable_if_t<std::is_invocable_r_v<bool, Available&, std::size_t>>>
 [[nodiscard]] WriteRoutingDecision fail_over(const ActiveActiveGeoConfig& config,
