@@ -125,6 +125,8 @@ TEST_CASE("the config example written back equals the example plus the added fie
     CHECK(written["tombstone_grace"] == json{{"secs", 86400}, {"nanos", 0}});
     CHECK(written["conflict_log_capacity"] == 1024);
     CHECK(written["max_clock_offset"] == json{{"secs", 0}, {"nanos", 0}});
+    CHECK(written["tier_order"] == json::array());
+    written.erase("tier_order");
     written.erase("tombstone_grace");
     written.erase("conflict_log_capacity");
     written.erase("max_clock_offset");
@@ -245,7 +247,7 @@ TEST_CASE("a routing decision survives a round trip", "[json][routing]") {
     CHECK(
         json(decision) ==
         json::parse(
-            R"({"primary_region":"us-east-1","fanout_regions":["eu-west-1","ap-south-1"],"consistency":"LocalAsync"})"));
+            R"({"primary_region":"us-east-1","fanout_regions":["eu-west-1","ap-south-1"],"consistency":"LocalAsync","failed_over":false})"));
     CHECK(round_trip(decision) == decision);
     const geo::WriteRoutingDecision lonely{"solo", {}, geo::ConsistencyLevel::AllQuorum};
     CHECK(round_trip(lonely) == lonely);

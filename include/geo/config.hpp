@@ -40,6 +40,9 @@ struct ActiveActiveGeoConfig {
     std::vector<RegionId> regions;
     RegionId local_region;
     std::map<std::string, std::vector<RegionId>> primary_tier;
+    /// The order tiers are tried in when a region fails over (detail/failover.hpp): these
+    /// first, then the tiers not listed, by name. Empty: "primary" first, then the others.
+    std::vector<std::string> tier_order;
     std::vector<RegionRoutingRule> routing_rules;
     ConflictResolutionMode conflict_mode{ConflictResolutionMode::LastWriterWins};
     std::chrono::nanoseconds max_lag{std::chrono::seconds(5)};
@@ -145,6 +148,16 @@ struct ActiveActiveGeoConfig {
                 }
             }
         }
+        for (std::size_t i = 0; i < tier_order.size(); ++i) {
+            if (primary_tier.count(tier_order[i]) == 0) {
+                throw ConfigError("tier_order names tier '" + tier_order[i] +
+                                  "', which is not in primary_tier");
+            }
+            if (std::find(tier_order.begin(), tier_order.begin() + static_cast<std::ptrdiff_t>(i),
+                          tier_order[i]) != tier_order.begin() + static_cast<std::ptrdiff_t>(i)) {
+                throw ConfigError("tier '" + tier_order[i] + "' is listed twice in tier_order");
+            }
+        }
         for (std::size_t i = 0; i < routing_rules.size(); ++i) {
             if (!has_region(routing_rules[i].target_region)) {
                 throw ConfigError("routing_rules[" + std::to_string(i) + "] ('" +
@@ -171,9 +184,9 @@ struct ActiveActiveGeoConfig {
 
     friend bool operator==(const ActiveActiveGeoConfig& a, const ActiveActiveGeoConfig& b) {
         return a.regions == b.regions && a.local_region == b.local_region &&
-               a.primary_tier == b.primary_tier && a.routing_rules == b.routing_rules &&
-               a.conflict_mode == b.conflict_mode && a.max_lag == b.max_lag &&
-               a.tombstone_grace == b.tombstone_grace &&
+               a.primary_tier == b.primary_tier && a.tier_order == b.tier_order &&
+               a.routing_rules == b.routing_rules && a.conflict_mode == b.conflict_mode &&
+               a.max_lag == b.max_lag && a.tombstone_grace == b.tombstone_grace &&
                a.conflict_log_capacity == b.conflict_log_capacity &&
                a.max_clock_offset == b.max_clock_offset;
     }

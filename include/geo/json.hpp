@@ -133,6 +133,7 @@ inline void to_json(nlohmann::json& j, const WriteRoutingDecision& decision) {
     j["primary_region"] = decision.primary_region;
     j["fanout_regions"] = decision.fanout_regions;
     j["consistency"] = decision.consistency;
+    j["failed_over"] = decision.failed_over;
 }
 
 inline void from_json(const nlohmann::json& j, WriteRoutingDecision& decision) {
@@ -141,13 +142,14 @@ inline void from_json(const nlohmann::json& j, WriteRoutingDecision& decision) {
     detail::read_field(j, "primary_region", result.primary_region);
     detail::read_field(j, "fanout_regions", result.fanout_regions);
     detail::read_field(j, "consistency", result.consistency);
+    detail::read_field_if_present(j, "failed_over", result.failed_over);
     decision = std::move(result);
 }
 
 // ---- config -------------------------------------------------------------------------------
 
-/// Writes the Rust module's fields plus `tombstone_grace`, `max_clock_offset` ({secs, nanos}) and
-/// `conflict_log_capacity`.
+/// Writes the Rust module's fields plus `tier_order`, `tombstone_grace`, `max_clock_offset`
+/// ({secs, nanos}) and `conflict_log_capacity`.
 /// Throws ConfigError for a negative duration, which the wire format cannot express.
 inline void to_json(nlohmann::json& j, const ActiveActiveGeoConfig& config) {
     nlohmann::json tiers = nlohmann::json::object();
@@ -162,6 +164,7 @@ inline void to_json(nlohmann::json& j, const ActiveActiveGeoConfig& config) {
     result["regions"] = config.regions;
     result["local_region"] = config.local_region;
     result["primary_tier"] = std::move(tiers);
+    result["tier_order"] = config.tier_order;
     result["routing_rules"] = std::move(rules);
     result["conflict_mode"] = config.conflict_mode;
     result["max_lag"] = detail::duration_to_json(config.max_lag, "max_lag");
@@ -181,6 +184,7 @@ inline void from_json(const nlohmann::json& j, ActiveActiveGeoConfig& config) {
     detail::read_field(j, "regions", result.regions);
     detail::read_field(j, "local_region", result.local_region);
     detail::read_field(j, "primary_tier", result.primary_tier);
+    detail::read_field_if_present(j, "tier_order", result.tier_order);
     detail::read_field(j, "routing_rules", result.routing_rules);
     detail::read_field(j, "conflict_mode", result.conflict_mode);
     detail::read_field(j, "max_lag", result.max_lag);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -11,17 +12,20 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "config.hpp"
 #include "detail/arguments.hpp"
+#include "detail/failover.hpp"
 #include "detail/replica.hpp"
 #include "detail/snapshot_path.hpp"
 #include "detail/write_path.hpp"
 #include "error.hpp"
 #include "hybrid_clock.hpp"
 #include "record.hpp"
+#include "routing.hpp"
 #include "types.hpp"
 #include "vector_clock.hpp"
 
@@ -81,6 +85,31 @@ public:
         return result;
     }
 
+    // ---- routing --------------------------------------------------------------------------
+
+    /// Marks `region` up or down for `route` (all are available at construction).
+    void set_region_available(std::string_view region, bool available) {
+        rep_.regions[region_index(region)]->available.store(available, std::memory_order_relaxed);
+    }
+
+    [[nodiscard]] bool region_available(std::string_view region) const {
+        return rep_.regions[region_index(region)]->available.load(std::memory_order_relaxed);
+    }
+
+    /// `config().route`'s decision; if its region is unavailable, the first available region
+    /// in failover order with `failed_over` set (detail::fail_over). Writes are not redirected.
+    [[nodiscard]] WriteRoutingDecision
+    route(std::string_view subject, std::optional<std::string_view> tenant = std::nullopt) const {
+        return fail_over(rep_.config.route(subject, tenant));
+    }
+
+    /// The same for a host's own write type, through `RoutingTraits<Write>`.
+    template <class Write,
+              class = std::enable_if_t<!std::is_convertible_v<const Write&, std::string_view>>>
+    [[nodiscard]] WriteRoutingDecision route(const Write& write) const {
+        return fail_over(rep_.config.route(write));
+    }
+
     // ---- writes ---------------------------------------------------------------------------
 
     /// A write that just committed in `region`'s Raft log, with the caller's timestamp and clock.
@@ -95,7 +124,7 @@ public:
                                       std::string_view value, std::uint64_t timestamp_ms,
                                       VectorClock clock = {}) {
         const std::size_t r = region_index(region);
-        check_text(key, value);
+        detail::Arguments::check_text(key, value);
         return commit_local(r, key, value, false, Stamp::Host, timestamp_ms, &clock);
     }
 
@@ -103,7 +132,7 @@ public:
     GeoWriteOutcome apply_local_delete(std::string_view region, std::string_view key,
                                        std::uint64_t timestamp_ms, VectorClock clock = {}) {
         const std::size_t r = region_index(region);
-        check_text(key, {});
+        detail::Arguments::check_text(key, {});
         return commit_local(r, key, {}, true, Stamp::Host, timestamp_ms, &clock);
     }
 
@@ -149,7 +178,7 @@ public:
                                        std::string_view value, std::uint64_t timestamp_ms,
                                        VectorClock clock = {}) {
         const std::size_t o = region_index(origin);
-        check_text(key, value);
+        detail::Arguments::check_text(key, value);
         // Resolved as the origin's next seq; the counter only advances if the write is stored.
         detail::Incoming in{
             o, key, value, timestamp_ms, clock, false, rep_.regions[o]->stream.seq() + 1, true};
@@ -374,12 +403,15 @@ private:
     void check_origin(std::size_t o, const FanoutEntry& entry) const {
         detail::Arguments::check_entry(rep_, o, entry);
     }
-    static void check_text(std::string_view key, std::string_view value) {
-        detail::Arguments::check_text(key, value);
-    }
     void check_local_write(std::string_view key, std::string_view value) const {
         detail::Arguments::check_text(key, value);
         detail::Arguments::check_local_group(rep_);
+    }
+
+    WriteRoutingDecision fail_over(WriteRoutingDecision decision) const {
+        return detail::fail_over(rep_.config, std::move(decision), [this](std::size_t i) {
+            return rep_.regions[i]->available.load(std::memory_order_relaxed);
+        });
     }
 
     using Stamp = detail::Stamp;

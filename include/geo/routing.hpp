@@ -48,14 +48,17 @@ struct RegionRoutingRule {
 };
 
 /// Where a write goes first, where it is shipped afterwards, and how many acks it waits for.
+/// `failed_over`: the rule's region was unavailable and `primary_region` is the first available
+/// region in failover order (ActiveActiveReplicator::route).
 struct WriteRoutingDecision {
     RegionId primary_region;
     std::vector<RegionId> fanout_regions;
     ConsistencyLevel consistency{ConsistencyLevel::LocalAsync};
+    bool failed_over{false};
 
     friend bool operator==(const WriteRoutingDecision& a, const WriteRoutingDecision& b) {
         return a.primary_region == b.primary_region && a.fanout_regions == b.fanout_regions &&
-               a.consistency == b.consistency;
+               a.consistency == b.consistency && a.failed_over == b.failed_over;
     }
     friend bool operator!=(const WriteRoutingDecision& a, const WriteRoutingDecision& b) {
         return !(a == b);

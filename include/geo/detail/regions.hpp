@@ -58,14 +58,16 @@ private:
 };
 
 /// Everything kept per configured region, on cache lines of its own so writers of different
-/// regions do not share lines: the queue of its writes owed to peers, its stream, and the id
-/// of its Raft group (which keys its vector-clock entry), if one was given.
+/// regions do not share lines: the queue of its writes owed to peers, its stream, the id of
+/// its Raft group (which keys its vector-clock entry), if one was given, and whether the host
+/// reports it available for routing (a local view: not part of snapshots; no lock).
 struct alignas(128) RegionState {
     RegionState(std::size_t self, std::size_t region_count) : queue(self, region_count) {}
 
     FanoutQueue queue;
     RegionStream stream;
     std::optional<std::uint64_t> group_id;
+    std::atomic<bool> available{true};
 };
 
 } // namespace geo::detail
