@@ -43,6 +43,8 @@ using geo_test::sm::text;
 // Spelled out rather than taken from geo::detail::max_seq, so the tests state the contract.
 constexpr std::uint64_t limit = std::uint64_t{1} << 63;
 constexpr std::uint64_t top = limit - 1; ///< the highest sequence that may be configured
+/// The last seq a commit may take (a margin below the limit covers racing commits).
+constexpr std::uint64_t commit_limit = geo::detail::max_commit_seq;
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
 
 /// The three-region groups (ids 100, 200, 300) with `region`'s committed_seq set to `seq`.
@@ -216,26 +218,26 @@ TEST_CASE("seq limit: apply_remote refuses an entry whose seq is at or above 2^6
     }
 }
 
-TEST_CASE("seq limit: a region at 2^63 - 2 commits exactly once more, then refuses every local "
+TEST_CASE("seq limit: a region one below the commit limit commits exactly once more, then refuses every local "
           "commit and changes nothing",
           "[seq_limit][local]") {
     for (const auto mode : both_modes) {
         // The local region, and a peer whose Raft log this host applies (apply_local_write).
         for (const std::string& region : {us, ap}) {
             CAPTURE(geo_test::mode_name(mode), region);
-            auto r = replica(mode, groups_with(region, top - 1));
+            auto r = replica(mode, groups_with(region, commit_limit - 1));
             REQUIRE(is<Committed>(r->apply_remote(
                 eu, geo_test::entry(eu, "e", "5", start_ms + 40, 1, clock_of(mode, 200, 1)))));
             const std::size_t owed = r->pending_fanout_len(region);
 
-            // The one commit left: numbered 2^63 - 1, queued like any other.
+            // The one commit left: numbered at the limit, queued like any other.
             const auto last = r->apply_local_write(region, "k", "last", start_ms + 50,
                                                    clock_of(mode, region == us ? 100 : 300, 1));
             INFO(text(last));
             REQUIRE(is<Committed>(last));
             REQUIRE(std::get<Committed>(last).region == region);
-            REQUIRE(std::get<Committed>(last).seq == top);
-            REQUIRE(r->region_sequences().at(region) == top);
+            REQUIRE(std::get<Committed>(last).seq == commit_limit);
+            REQUIRE(r->region_sequences().at(region) == commit_limit);
             REQUIRE(r->pending_fanout_len(region) == owed + 1);
             REQUIRE(r->get("k") == std::optional<std::string>("last"));
 
@@ -266,25 +268,25 @@ TEST_CASE("seq limit: a region at 2^63 - 2 commits exactly once more, then refus
             // The other regions are not affected: eu-west-1's stream goes on.
             REQUIRE(is<Committed>(r->apply_remote(
                 eu, geo_test::entry(eu, "e2", "6", start_ms + 80, 2, clock_of(mode, 200, 2)))));
-            REQUIRE(r->region_sequences().at(region) == top);
+            REQUIRE(r->region_sequences().at(region) == commit_limit);
         }
     }
 }
 
-TEST_CASE("seq limit: apply_remote_write refuses once the origin's counter reached 2^63 - 1",
+TEST_CASE("seq limit: apply_remote_write refuses once the origin's counter reached the commit limit",
           "[seq_limit][apply_remote_write]") {
     for (const auto mode : both_modes) {
         CAPTURE(geo_test::mode_name(mode));
-        auto r = replica(mode, groups_with(eu, top - 2));
+        auto r = replica(mode, groups_with(eu, commit_limit - 2));
         REQUIRE(is<Committed>(r->put("a", "1", start_ms + 10)));
         const auto first = r->apply_remote_write(eu, "x", "1", start_ms + 20, clock_of(mode, 200, 1));
         const auto second = r->apply_remote_write(eu, "y", "2", start_ms + 30, clock_of(mode, 200, 2));
         INFO(text(first) << " " << text(second));
         REQUIRE(is<Committed>(first));
-        REQUIRE(std::get<Committed>(first).seq == top - 1);
+        REQUIRE(std::get<Committed>(first).seq == commit_limit - 1);
         REQUIRE(is<Committed>(second));
-        REQUIRE(std::get<Committed>(second).seq == top);
-        REQUIRE(r->region_sequences().at(eu) == top);
+        REQUIRE(std::get<Committed>(second).seq == commit_limit);
+        REQUIRE(r->region_sequences().at(eu) == commit_limit);
 
         const State before = State::of(*r);
         REQUIRE_THROWS_AS(r->apply_remote_write(eu, "z", "3", start_ms + 40, clock_of(mode, 200, 3)),
@@ -297,7 +299,7 @@ TEST_CASE("seq limit: apply_remote_write refuses once the origin's counter reach
         // Other origins and the local region go on.
         REQUIRE(is<Committed>(r->apply_remote_write(ap, "w", "4", start_ms + 50, clock_of(mode, 300, 1))));
         REQUIRE(is<Committed>(r->put("b", "2", start_ms + 60)));
-        REQUIRE(r->region_sequences().at(eu) == top);
+        REQUIRE(r->region_sequences().at(eu) == commit_limit);
     }
 }
 

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
@@ -35,7 +36,9 @@ using geo_test::sm::text;
 
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
 
-std::string key(int i) { return "k" + std::to_string(i); }
+std::string key(int i) {
+    return "k" + std::to_string(i);
+}
 
 /// `n` local writes k1..kn at `from`, with log timestamps, each one committed.
 void write_keys(geo::ActiveActiveReplicator& from, int first, int last, std::uint64_t ts0) {
@@ -136,8 +139,8 @@ TEST_CASE("pipelined batches with one batch lost - the next batch answers OutOfO
         REQUIRE(seqs_of(b3) == std::vector<std::uint64_t>{7, 8, 9});
 
         const auto o1 = receiver->apply_remote(us, b1);
-        REQUIRE(o1 == std::vector<GeoWriteOutcome>{Committed{us, 1}, Committed{us, 2},
-                                                   Committed{us, 3}});
+        REQUIRE(o1 ==
+                std::vector<GeoWriteOutcome>{Committed{us, 1}, Committed{us, 2}, Committed{us, 3}});
         REQUIRE(sender->acknowledge_fanout(us, eu, receiver->region_sequences().at(us)) == 3);
         // b2 is lost in transit.
         const std::string before = snapshot_bytes(*receiver);
@@ -232,8 +235,7 @@ TEST_CASE("a pipelined batch sent before a key was rewritten is refused if lost,
     const auto next = sender->peek_fanout(us, eu, 10, lost.back().seq);
     REQUIRE(seqs_of(next) == std::vector<std::uint64_t>{3});
     REQUIRE(next[0].prev_seq == 2);
-    REQUIRE(receiver->apply_remote(us, next) ==
-            std::vector<GeoWriteOutcome>{OutOfOrder{us, 3, 0}});
+    REQUIRE(receiver->apply_remote(us, next) == std::vector<GeoWriteOutcome>{OutOfOrder{us, 3, 0}});
     const auto resend = sender->peek_fanout(us, eu);
     REQUIRE(seqs_of(resend) == std::vector<std::uint64_t>{2, 3});
     REQUIRE(receiver->apply_remote(us, resend) ==
@@ -242,7 +244,8 @@ TEST_CASE("a pipelined batch sent before a key was rewritten is refused if lost,
     REQUIRE(receiver->get_record("b") == sender->get_record("b"));
 }
 
-TEST_CASE("prev_seq of the first owed entry is the target's acknowledged seq", "[streams][prev_seq]") {
+TEST_CASE("prev_seq of the first owed entry is the target's acknowledged seq",
+          "[streams][prev_seq]") {
     auto sender = frozen_replica(us, geo::ConflictResolutionMode::LastWriterWins);
     write_keys(*sender, 1, 5, start_ms);
     REQUIRE(sender->acknowledge_fanout(us, eu, 2) == 2);
@@ -255,7 +258,7 @@ TEST_CASE("prev_seq of the first owed entry is the target's acknowledged seq", "
 
     // An acknowledged seq whose entry was superseded (no longer queued) still is the cursor.
     REQUIRE(is<Committed>(sender->put(key(4), "again", start_ms + 100))); // seq 6, drops 4
-    REQUIRE(sender->acknowledge_fanout(us, eu, 4) == 1);                   // entry 3 only
+    REQUIRE(sender->acknowledge_fanout(us, eu, 4) == 1);                  // entry 3 only
     const auto after = sender->peek_fanout(us, eu);
     INFO(text(after));
     REQUIRE(seqs_of(after) == std::vector<std::uint64_t>{5, 6});
@@ -374,4 +377,37 @@ TEST_CASE("a JSON round trip of a batch keeps prev_seq; an entry without prev_se
     const GeoWriteOutcome refused = OutOfOrder{us, 7, 3};
     const nlohmann::json oj = refused;
     REQUIRE(oj.get<GeoWriteOutcome>() == refused);
+}
+
+TEST_CASE("a drained batch that is lost does not block the entries after it") {
+    // drain_fanout acknowledges as it hands out: if that shipment is lost, its writes are
+    // lost (as documented), but what follows must still be accepted.
+    const auto config_us = geo::ActiveActiveGeoConfig::multi_region(us, {us, eu});
+    const auto config_eu = geo::ActiveActiveGeoConfig::multi_region(eu, {us, eu});
+    geo::ActiveActiveReplicator a(config_us, {});
+    geo::ActiveActiveReplicator b(config_eu, {});
+    REQUIRE(std::holds_alternative<geo::Committed>(a.put("lost", "1")));
+    REQUIRE(a.drain_fanout(us, eu).size() == 1); // shipped nowhere
+    REQUIRE(std::holds_alternative<geo::Committed>(a.put("next", "2")));
+    REQUIRE(std::holds_alternative<geo::Committed>(a.put("after", "3")));
+    auto batch = a.peek_fanout(us, eu);
+    REQUIRE(batch.size() == 2);
+    CHECK(batch[0].prev_seq == 0); // follows a drain nobody confirmed: no check
+    CHECK(batch[1].prev_seq == batch[0].seq);
+    for (const auto& outcome : b.apply_remote(us, batch)) {
+        CHECK(std::holds_alternative<geo::Committed>(outcome));
+    }
+    CHECK(b.get("next") == std::optional<std::string>("2"));
+    // Once eu confirms, the stream is checked again, and the flag survives a snapshot.
+    a.acknowledge_fanout(us, eu, batch.back().seq);
+    REQUIRE(std::holds_alternative<geo::Committed>(a.put("checked", "4")));
+    CHECK(a.peek_fanout(us, eu).front().prev_seq == batch.back().seq);
+    REQUIRE(a.drain_fanout(us, eu).size() == 1);
+    REQUIRE(std::holds_alternative<geo::Committed>(a.put("again", "5")));
+    std::stringstream bytes;
+    a.snapshot(bytes);
+    geo::ActiveActiveReplicator restored(config_us, {});
+    restored.restore(bytes);
+    CHECK(restored.peek_fanout(us, eu) == a.peek_fanout(us, eu));
+    CHECK(restored.peek_fanout(us, eu).front().prev_seq == 0);
 }

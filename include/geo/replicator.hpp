@@ -264,7 +264,7 @@ public:
             std::lock_guard<detail::SpinMutex> lock(queue.mutex());
             queue.collect(t, std::numeric_limits<std::size_t>::max(), rep_.config.regions, batch);
             if (!batch.empty()) {
-                queue.acknowledge(t, batch.back().seq, rep_.regions[s]->stream.seq());
+                queue.acknowledge_drained(t, batch.back().seq, rep_.regions[s]->stream.seq());
             }
         }
         return batch;

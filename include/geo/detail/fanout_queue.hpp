@@ -27,7 +27,9 @@ namespace geo::detail {
 /// - `queued_` counts the entries; `copies_` indexes the detached copies by key (at most one
 ///   per key: a newer commit of the key drops it);
 /// - `acked_[t]` is the highest seq `t` acknowledged (capped at the source's latest commit),
-///   and `cursor_[t]` is the first entry with a seq above it.
+///   and `cursor_[t]` is the first entry with a seq above it;
+/// - `unchecked_[t]`: the last acknowledgement came from a drain, which nobody confirmed, so
+///   the first entry owed to `t` follows nothing checkable (prev_seq 0) until `t` confirms.
 ///
 /// Every method but the constructor and destructor needs mutex() held by the caller.
 class FanoutQueue {
@@ -42,6 +44,7 @@ public:
         owed_.reserve(region_count + spare_bytes / sizeof(std::size_t));
         owed_.assign(region_count, 0);
         acked_.assign(region_count, 0);
+        unchecked_.assign(region_count, false);
     }
 
     FanoutQueue(const FanoutQueue&) = delete;
@@ -138,7 +141,7 @@ public:
     template <class Visit>
     void for_each_owed(std::size_t target, std::size_t max_entries, std::uint64_t after_seq,
                        Visit&& visit) const {
-        std::uint64_t prev = acked_[target];
+        std::uint64_t prev = unchecked_[target] ? 0 : acked_[target];
         const QueueEntry* e = cursor_[target];
         for (; e != nullptr && e->seq <= after_seq; e = e->next) {
             prev = e->seq; // in flight already: the pipelined batch follows it
@@ -166,7 +169,11 @@ public:
     std::size_t
     acknowledge(std::size_t target, std::uint64_t up_to_seq,
                 std::uint64_t latest_seq = std::numeric_limits<std::uint64_t>::max()) noexcept {
-        acked_[target] = std::max(acked_[target], std::min(up_to_seq, latest_seq));
+        const std::uint64_t capped = std::min(up_to_seq, latest_seq);
+        if (capped >= acked_[target]) {
+            unchecked_[target] = false; // the target confirmed everything acknowledged so far
+        }
+        acked_[target] = std::max(acked_[target], capped);
         std::size_t released = 0;
         QueueEntry*& cursor = cursor_[target];
         while (cursor != nullptr && cursor->seq <= up_to_seq) {
@@ -194,6 +201,19 @@ public:
     [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
     /// Entries owed to `target`.
     [[nodiscard]] std::size_t owed(std::size_t target) const noexcept { return owed_[target]; }
+    /// A drain handed entries out and acknowledged them at once: if that shipment is lost,
+    /// the target never gets them, so what follows must not claim to follow them.
+    void acknowledge_drained(std::size_t target, std::uint64_t up_to_seq,
+                             std::uint64_t latest_seq) noexcept {
+        acknowledge(target, up_to_seq, latest_seq);
+        unchecked_[target] = true;
+    }
+
+    /// Whether the first entry owed to `target` goes out unchecked (see acknowledge_drained).
+    [[nodiscard]] bool unchecked(std::size_t target) const noexcept { return unchecked_[target]; }
+    /// Restore: the flag as the snapshot recorded it.
+    void set_unchecked(std::size_t target, bool on) noexcept { unchecked_[target] = on; }
+
     /// The highest seq `target` acknowledged.
     [[nodiscard]] std::uint64_t acked(std::size_t target) const noexcept { return acked_[target]; }
     [[nodiscard]] const QueueEntry* head() const noexcept { return head_; }
@@ -211,6 +231,7 @@ public:
         cursor_.swap(other.cursor_);
         owed_.swap(other.owed_);
         acked_.swap(other.acked_);
+        unchecked_.swap(other.unchecked_);
         std::swap(queued_, other.queued_);
         copies_.swap(other.copies_);
     }
@@ -223,6 +244,7 @@ private:
     std::vector<QueueEntry*> cursor_;
     std::vector<std::size_t> owed_;
     std::vector<std::uint64_t> acked_;
+    std::vector<bool> unchecked_;
     std::size_t queued_{};
     std::unordered_map<std::string_view, QueueEntry*> copies_;
 };

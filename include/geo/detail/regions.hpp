@@ -10,11 +10,15 @@
 
 namespace geo::detail {
 
-/// Sequences stay below this. A region that reached it (2^63 commits: only a corrupt or
-/// hostile value does) is refused further commits instead of wrapping to 0, which would put
-/// a write out of order in its queue and never ship it. The margin up to 2^64 - 1 covers
-/// commits already past the check on other threads.
+/// Sequences stay below this: groups, snapshots and received entries at or above it are
+/// refused. Only a corrupt or hostile value gets near it (2^63 commits).
 inline constexpr std::uint64_t max_seq = std::uint64_t{1} << 63;
+
+/// A region whose sequence reached this commits no more (instead of wrapping to 0, which
+/// would put a write out of order in its queue and never ship it). The check runs before a
+/// commit takes its seq, so the margin below max_seq covers commits on other threads that
+/// passed it at the same time.
+inline constexpr std::uint64_t max_commit_seq = max_seq - (std::uint64_t{1} << 32);
 
 /// What this replica knows of one region's stream of writes: the last commit sequence of the
 /// region (its own commits when it is written here, the highest seq applied from it when its
@@ -45,9 +49,8 @@ public:
         }
     }
 
-    /// Whether one more commit may be numbered: its seq stays below max_seq, where every
-    /// other path (groups, snapshots, peers) accepts it.
-    [[nodiscard]] bool can_commit() const noexcept { return seq() < max_seq - 1; }
+    /// Whether one more commit may be numbered (see max_commit_seq).
+    [[nodiscard]] bool can_commit() const noexcept { return seq() < max_commit_seq; }
 
     /// Only before the replica is shared (construction).
     void reset_seq(std::uint64_t seq) noexcept { seq_.store(seq, std::memory_order_relaxed); }

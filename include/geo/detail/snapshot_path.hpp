@@ -321,6 +321,7 @@ private:
             ByteBuffer& buf = cut.queues[r];
             for (std::size_t t = 0; t < n; ++t) {
                 put_u64(buf, queue.acked(t));
+                put_u8(buf, queue.unchecked(t) ? 1 : 0);
             }
             put_u64(buf, queue.queued());
             for (const QueueEntry* e = queue.head(); e != nullptr; e = e->next) {
@@ -380,8 +381,14 @@ private:
         for (std::size_t r = 0; r < n; ++r) {
             FanoutQueue& queue = rep.regions[r]->queue;
             std::vector<std::uint64_t> acked(n);
-            for (auto& a : acked) {
-                a = reader.u64();
+            std::vector<bool> unchecked(n);
+            for (std::size_t t = 0; t < n; ++t) {
+                acked[t] = reader.u64();
+                const std::uint8_t flag = reader.u8();
+                if (flag > 1 || (flag == 1 && t == r)) {
+                    throw ParseError("snapshot: corrupt (drain flag)");
+                }
+                unchecked[t] = flag == 1;
             }
             const std::size_t entries = reader.count(1 + 8);
             std::uint64_t last_seq = 0;
@@ -392,7 +399,9 @@ private:
                 if (kind == kind_slot) {
                     const std::size_t hash = rep.keys.hash(key);
                     Slot* slot = rep.keys.shard_for(hash).find(key, hash);
-                    if (slot == nullptr || slot->region != r || slot->is_linked()) {
+                    // A region's new commit of a key drops its queued copy: never both.
+                    if (slot == nullptr || slot->region != r || slot->is_linked() ||
+                        queue.holds_copy(key)) {
                         throw ParseError("snapshot: corrupt (queue entry without its record)");
                     }
                     entry = slot;
@@ -402,7 +411,10 @@ private:
                     EntryPtr copy(new_entry<QueueEntry>(key));
                     read_region_record(reader, rep, *copy);
                     copy->detached = true;
-                    if (copy->region != r || queue.holds_copy(key)) {
+                    const std::size_t hash = rep.keys.hash(key);
+                    const Slot* slot = rep.keys.shard_for(hash).find(key, hash);
+                    if (copy->region != r || queue.holds_copy(key) ||
+                        (slot != nullptr && slot->region == r && slot->is_linked())) {
                         throw ParseError("snapshot: corrupt (detached copy)");
                     }
                     check_order(copy->seq, last_seq, rep.regions[r]->stream.seq());
@@ -416,6 +428,7 @@ private:
             for (std::size_t t = 0; t < n; ++t) {
                 if (t != r) {
                     queue.acknowledge(t, acked[t], rep.regions[r]->stream.seq());
+                    queue.set_unchecked(t, unchecked[t]);
                 }
             }
             if (queue.queued() != entries) {

@@ -77,8 +77,9 @@ struct WritePath {
                 // Reserve the entry now; its value is set once the seq is known. Saturating:
                 // a wrap to 0 would put the new clock before the stored one.
                 const std::uint64_t entry = derived->get(*state.group_id);
-                derived->set(*state.group_id,
-                             entry == std::numeric_limits<std::uint64_t>::max() ? entry : entry + 1);
+                derived->set(*state.group_id, entry == std::numeric_limits<std::uint64_t>::max()
+                                                  ? entry
+                                                  : entry + 1);
             }
             clock_ptr = &*derived;
         }
@@ -132,8 +133,8 @@ struct WritePath {
             // current entry, so the new clock follows the stored one.
             clock.set(*state.group_id, std::max(seq, clock.get(*state.group_id)));
         }
-        if (stamp == Stamp::Log && ts != log_ts) {
-            rep.clock.observe(r, ts);
+        if (stamp == Stamp::Clock || ts != log_ts) {
+            rep.clock.observe(r, ts); // a stamp or lift is applied state too (snapshots)
         }
         store(*slot, r, ts, clock, value, seq, deleted);
         if (rep.has_peers()) {
