@@ -195,10 +195,7 @@ public:
     GeoWriteOutcome apply_remote(std::string_view origin, const FanoutEntry& entry) {
         const std::size_t o = region_index(origin);
         check_origin(o, entry);
-        std::vector<ConflictEvent> events;
-        GeoWriteOutcome outcome = detail::WritePath::apply_entry(rep_, o, entry, events);
-        rep_.listeners.deliver(events);
-        return outcome;
+        return apply_checked(o, entry);
     }
 
     /// Applies a batch in order; one outcome per entry. Entries are checked first, so a batch
@@ -213,7 +210,7 @@ public:
         std::vector<GeoWriteOutcome> outcomes;
         outcomes.reserve(batch.size());
         for (const auto& entry : batch) {
-            outcomes.push_back(apply_remote(origin, entry));
+            outcomes.push_back(apply_checked(o, entry)); // checked above: not again
         }
         return outcomes;
     }
@@ -406,6 +403,13 @@ private:
     void check_local_write(std::string_view key, std::string_view value) const {
         detail::Arguments::check_text(key, value);
         detail::Arguments::check_local_group(rep_);
+    }
+
+    GeoWriteOutcome apply_checked(std::size_t o, const FanoutEntry& entry) {
+        std::vector<ConflictEvent> events;
+        GeoWriteOutcome outcome = detail::WritePath::apply_entry(rep_, o, entry, events);
+        rep_.listeners.deliver(events);
+        return outcome;
     }
 
     WriteRoutingDecision fail_over(WriteRoutingDecision decision) const {
