@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "../record.hpp"
 #include "../types.hpp"
 #include "entry.hpp"
+#include "missed_writes.hpp"
 #include "spin_mutex.hpp"
 
 namespace geo::detail {
@@ -29,7 +31,12 @@ namespace geo::detail {
 /// - `acked_[t]` is the highest seq `t` acknowledged (capped at the source's latest commit),
 ///   and `cursor_[t]` is the first entry with a seq above it;
 /// - `unchecked_[t]`: the last acknowledgement came from a drain, which nobody confirmed, so
-///   the first entry owed to `t` follows nothing checkable (prev_seq 0) until `t` confirms.
+///   the first entry owed to `t` follows nothing checkable (prev_seq 0) until `t` confirms;
+/// - what a target owing an entry misses of its key besides the entry's own write (coalescing,
+///   see Missed) is in the entry (`missed_kind`), per target in `blocks_` when targets differ;
+///   a block not in use is in `free_blocks_`, whose capacity covers every block;
+/// - unless `oldest_unknown_[t]`, `oldest_[t]` is the pinned Missed with the lowest `from`
+///   among the entries owed to `t` (none pinned: from 0), so stream lag costs O(1).
 ///
 /// Every method but the constructor and destructor needs mutex() held by the caller.
 class FanoutQueue {
@@ -45,6 +52,9 @@ public:
         owed_.assign(region_count, 0);
         acked_.assign(region_count, 0);
         unchecked_.assign(region_count, false);
+        carry_.assign(region_count, Missed{});
+        oldest_.assign(region_count, Missed{});
+        oldest_unknown_.assign(region_count, false);
     }
 
     FanoutQueue(const FanoutQueue&) = delete;
@@ -75,23 +85,38 @@ public:
             }
             ++owed_[t];
         }
+        entry.missed_kind = 0;
+        if (carrying_) {
+            // `entry` replaces the entry unlink or drop_copy just removed: each target keeps
+            // missing what it missed of that one, unless it had acknowledged it.
+            carrying_ = false;
+            for (std::size_t t = 0; t < n; ++t) {
+                carry_[t] = after_replace(!carry_[t].pinned(), carry_[t], entry.timestamp_ms);
+            }
+            set_missed(entry);
+        }
     }
 
-    /// Removes a linked entry, whoever still owes it.
+    /// Removes a linked entry, whoever still owes it, to be replaced by the next push (a newer
+    /// commit of its key): what each target missed of it carries over to that push.
     void unlink(QueueEntry& entry) noexcept {
         const std::size_t n = owed_.size();
         for (std::size_t t = 0; t < n; ++t) {
             QueueEntry* cursor = cursor_[t];
+            carry_[t] = Missed{};
             if (cursor == nullptr) {
                 continue; // t acknowledged everything, this entry included
             }
             if (entry.seq >= cursor->seq) {
                 --owed_[t]; // at or after t's cursor: it was owed to t
+                carry_[t] = first_missed(missed(entry, t), entry.seq, entry.timestamp_ms);
             }
             if (cursor == &entry) {
                 cursor_[t] = entry.next;
             }
         }
+        carrying_ = true;
+        release_block(entry);
         (entry.prev ? entry.prev->next : head_) = entry.next;
         (entry.next ? entry.next->prev : tail_) = entry.prev;
         entry.prev = entry.next = nullptr;
@@ -110,12 +135,17 @@ public:
         (in.prev ? in.prev->next : head_) = &in;
         (in.next ? in.next->prev : tail_) = &in;
         std::replace(cursor_.begin(), cursor_.end(), &entry, &in);
+        in.missed_kind = entry.missed_kind; // same seq and stamp: the same encoding holds
+        in.missed_seqs = entry.missed_seqs;
+        in.missed_ms = entry.missed_ms;
+        entry.missed_kind = 0;
         in.set_linked(true);
         entry.prev = entry.next = nullptr;
         entry.set_linked(false);
     }
 
-    /// A newer commit of `key` by this region supersedes a queued copy of its earlier one.
+    /// A newer commit of `key` by this region supersedes a queued copy of its earlier one (what
+    /// targets missed of it carries over to the next push, see unlink).
     void drop_copy(std::string_view key) noexcept {
         if (copies_.empty()) {
             return;
@@ -177,10 +207,19 @@ public:
         std::size_t released = 0;
         QueueEntry*& cursor = cursor_[target];
         while (cursor != nullptr && cursor->seq <= up_to_seq) {
+            if (cursor->missed_kind != 0 && !oldest_unknown_[target] &&
+                missed(*cursor, target).pinned() &&
+                missed(*cursor, target).from == oldest_[target].from) {
+                oldest_unknown_[target] = true; // the oldest pin leaves: found again on demand
+            }
             cursor = cursor->next;
             ++released;
         }
         owed_[target] -= released;
+        if (owed_[target] == 0) {
+            oldest_[target] = Missed{};
+            oldest_unknown_[target] = false;
+        }
         while (head_ != nullptr &&
                std::find(cursor_.begin(), cursor_.end(), head_) == cursor_.end()) {
             QueueEntry* done = head_;
@@ -188,6 +227,7 @@ public:
             (head_ ? head_->prev : tail_) = nullptr;
             done->next = nullptr;
             done->set_linked(false);
+            release_block(*done);
             --queued_;
             if (done->detached) {
                 copies_.erase(done->key);
@@ -197,6 +237,7 @@ public:
         return released;
     }
 
+    [[nodiscard]] std::size_t region_count() const noexcept { return owed_.size(); }
     /// Entries owed to at least one target.
     [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
     /// Entries owed to `target`.
@@ -234,9 +275,154 @@ public:
         unchecked_.swap(other.unchecked_);
         std::swap(queued_, other.queued_);
         copies_.swap(other.copies_);
+        blocks_.swap(other.blocks_);
+        free_blocks_.swap(other.free_blocks_);
+        oldest_.swap(other.oldest_);
+        oldest_unknown_.swap(other.oldest_unknown_);
     }
 
+    // ---- what targets miss: lag and durability ---------------------------------------------
+
+    /// Whether `t` has not acknowledged `entry` (linked in this queue).
+    [[nodiscard]] bool owes(const QueueEntry& entry, std::size_t t) const noexcept {
+        const QueueEntry* cursor = cursor_[t];
+        return cursor != nullptr && cursor->seq <= entry.seq;
+    }
+
+    /// What `t` misses of `entry`'s key besides `entry` itself, if it owes `entry`.
+    [[nodiscard]] Missed missed(const QueueEntry& entry, std::size_t t) const noexcept {
+        switch (entry.missed_kind) {
+        case 0:
+            return Missed{};
+        case 1:
+            return Missed{entry.seq - entry.missed_seqs, entry.timestamp_ms - entry.missed_ms};
+        case 2:
+            return blocks_[std::size_t{entry.missed_seqs} * owed_.size() + t];
+        default:
+            return Missed{1, 0}; // every write of the key, since the epoch
+        }
+    }
+
+    /// How many targets hold write `seq` of the key whose entry here is `entry`: it (or a
+    /// newer write that replaced it) was acknowledged.
+    [[nodiscard]] std::size_t holders(const QueueEntry& entry, std::uint64_t seq) const noexcept {
+        std::size_t n = 0;
+        for (std::size_t t = 0; t < owed_.size(); ++t) {
+            if (t != self_ && holds(seq, owes(entry, t),
+                                    first_missed(missed(entry, t), entry.seq, entry.timestamp_ms))) {
+                ++n;
+            }
+        }
+        return n;
+    }
+
+    /// The oldest write `t` misses: the lowest pinned one or the entry at its cursor; from 0
+    /// when nothing is owed. O(1), except after the oldest pin was acknowledged: then one walk
+    /// of the entries owed to `t`.
+    [[nodiscard]] Missed oldest_missed(std::size_t t) const noexcept {
+        const QueueEntry* cursor = cursor_[t];
+        if (cursor == nullptr) {
+            return Missed{};
+        }
+        if (oldest_unknown_[t]) {
+            Missed best{};
+            for (const QueueEntry* e = cursor; e != nullptr; e = e->next) {
+                const Missed m = e->missed_kind != 0 ? missed(*e, t) : Missed{};
+                if (m.pinned() && (!best.pinned() || m.from < best.from)) {
+                    best = m;
+                }
+            }
+            oldest_[t] = best;
+            oldest_unknown_[t] = false;
+        }
+        const Missed& pin = oldest_[t];
+        return pin.pinned() && pin.from < cursor->seq ? pin
+                                                      : Missed{cursor->seq, cursor->timestamp_ms};
+    }
+
+    /// The queued copy of a displaced write of `key`, if any.
+    [[nodiscard]] const QueueEntry* copy_of(std::string_view key) const {
+        if (copies_.empty()) {
+            return nullptr;
+        }
+        const auto it = copies_.find(key);
+        return it == copies_.end() ? nullptr : it->second;
+    }
+
+    /// Restore: what each target misses of the linked `entry`'s key, as recorded (index =
+    /// target; from 0 for targets missing nothing more). Call forget_oldest() when done.
+    void restore_missed(QueueEntry& entry, const std::vector<Missed>& per_target) noexcept {
+        release_block(entry);
+        std::copy(per_target.begin(), per_target.end(), carry_.begin());
+        set_missed(entry);
+    }
+
+    /// The oldest pins are found again on demand (restore).
+    void forget_oldest() noexcept { oldest_unknown_.assign(oldest_unknown_.size(), true); }
+
 private:
+    /// Encodes `carry_` (per target, after_replace applied) into `entry`, and notes its pins.
+    void set_missed(QueueEntry& entry) noexcept {
+        const std::size_t n = owed_.size();
+        const Missed common = carry_[self_ == 0 && n > 1 ? 1 : 0];
+        bool uniform = true;
+        for (std::size_t t = 0; t < n; ++t) {
+            uniform = uniform && (t == self_ || carry_[t] == common);
+        }
+        constexpr std::uint64_t narrow = std::numeric_limits<std::uint32_t>::max();
+        std::uint32_t block = 0;
+        if (uniform && !common.pinned()) {
+            entry.missed_kind = 0;
+            return;
+        }
+        if (uniform && entry.seq - common.from <= narrow &&
+            entry.timestamp_ms - common.since_ms <= narrow) {
+            entry.missed_kind = 1;
+            entry.missed_seqs = static_cast<std::uint32_t>(entry.seq - common.from);
+            entry.missed_ms = static_cast<std::uint32_t>(entry.timestamp_ms - common.since_ms);
+        } else if (alloc_block(block)) {
+            entry.missed_kind = 2;
+            entry.missed_seqs = block;
+            std::copy(carry_.begin(), carry_.end(), blocks_.begin() + static_cast<std::ptrdiff_t>(block * n));
+        } else {
+            entry.missed_kind = 3; // out of memory: count every write of the key as missed
+        }
+        for (std::size_t t = 0; t < n; ++t) {
+            const Missed m = t == self_ || !carry_[t].pinned() ? Missed{} : missed(entry, t);
+            if (m.pinned() && !oldest_unknown_[t] &&
+                (!oldest_[t].pinned() || m.from <= oldest_[t].from)) {
+                oldest_[t] = m;
+            }
+        }
+    }
+
+    [[nodiscard]] bool alloc_block(std::uint32_t& block) noexcept {
+        if (!free_blocks_.empty()) {
+            block = free_blocks_.back();
+            free_blocks_.pop_back();
+            return true;
+        }
+        const std::size_t count = blocks_.size() / owed_.size();
+        if (count >= std::numeric_limits<std::uint32_t>::max()) {
+            return false;
+        }
+        try {
+            free_blocks_.reserve(count + 1); // release_block never allocates
+            blocks_.resize(blocks_.size() + owed_.size());
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
+        block = static_cast<std::uint32_t>(count);
+        return true;
+    }
+
+    void release_block(QueueEntry& entry) noexcept {
+        if (entry.missed_kind == 2) {
+            free_blocks_.push_back(entry.missed_seqs);
+        }
+        entry.missed_kind = 0;
+    }
+
     mutable SpinMutex mu_;
     std::size_t self_; ///< this queue's region: owes itself nothing
     QueueEntry* head_{};
@@ -247,6 +433,12 @@ private:
     std::vector<bool> unchecked_;
     std::size_t queued_{};
     std::unordered_map<std::string_view, QueueEntry*> copies_;
+    std::vector<Missed> carry_; ///< per target: from unlink/drop_copy to the next push
+    bool carrying_{};
+    std::vector<Missed> blocks_; ///< per-target Missed of entries whose targets differ
+    std::vector<std::uint32_t> free_blocks_;
+    mutable std::vector<Missed> oldest_;
+    mutable std::vector<bool> oldest_unknown_;
 };
 
 } // namespace geo::detail
