@@ -12,6 +12,7 @@
 #include "../record.hpp"
 #include "../types.hpp"
 #include "entry.hpp"
+#include "missed_table.hpp"
 #include "missed_writes.hpp"
 #include "spin_mutex.hpp"
 
@@ -32,16 +33,14 @@ namespace geo::detail {
 ///   and `cursor_[t]` is the first entry with a seq above it;
 /// - `unchecked_[t]`: the last acknowledgement came from a drain, which nobody confirmed, so
 ///   the first entry owed to `t` follows nothing checkable (prev_seq 0) until `t` confirms;
-/// - what a target owing an entry misses of its key besides the entry's own write (coalescing,
-///   see Missed) is in the entry (`missed_kind`), per target in `blocks_` when targets differ;
-///   a block not in use is in `free_blocks_`, whose capacity covers every block;
-/// - unless `oldest_unknown_[t]`, `oldest_[t]` is the pinned Missed with the lowest `from`
-///   among the entries owed to `t` (none pinned: from 0), so stream lag costs O(1).
+/// - `missed_` knows what targets owing an entry miss of its key besides the entry's own write
+///   (coalescing, see MissedTable): told of every push, unlink, copy, acknowledgement, release.
 ///
 /// Every method but the constructor and destructor needs mutex() held by the caller.
 class FanoutQueue {
 public:
-    FanoutQueue(std::size_t self, std::size_t region_count) : self_(self) {
+    FanoutQueue(std::size_t self, std::size_t region_count)
+        : self_(self), missed_(self, region_count) {
         // Every local commit writes these arrays. Allocated back to back, two regions'
         // arrays would share a cache line between two writer threads: the spare capacity,
         // never used, keeps whatever is allocated next 256 bytes away.
@@ -52,9 +51,6 @@ public:
         owed_.assign(region_count, 0);
         acked_.assign(region_count, 0);
         unchecked_.assign(region_count, false);
-        carry_.assign(region_count, Missed{});
-        oldest_.assign(region_count, Missed{});
-        oldest_unknown_.assign(region_count, false);
     }
 
     FanoutQueue(const FanoutQueue&) = delete;
@@ -85,38 +81,27 @@ public:
             }
             ++owed_[t];
         }
-        entry.missed_kind = 0;
-        if (carrying_) {
-            // `entry` replaces the entry unlink or drop_copy just removed: each target keeps
-            // missing what it missed of that one, unless it had acknowledged it.
-            carrying_ = false;
-            for (std::size_t t = 0; t < n; ++t) {
-                carry_[t] = after_replace(!carry_[t].pinned(), carry_[t], entry.timestamp_ms);
-            }
-            set_missed(entry);
-        }
+        missed_.pushed(entry);
     }
 
     /// Removes a linked entry, whoever still owes it, to be replaced by the next push (a newer
     /// commit of its key): what each target missed of it carries over to that push.
     void unlink(QueueEntry& entry) noexcept {
         const std::size_t n = owed_.size();
+        std::size_t owing = 0;
         for (std::size_t t = 0; t < n; ++t) {
             QueueEntry* cursor = cursor_[t];
-            carry_[t] = Missed{};
-            if (cursor == nullptr) {
-                continue; // t acknowledged everything, this entry included
-            }
-            if (entry.seq >= cursor->seq) {
+            const bool owes_it = cursor != nullptr && entry.seq >= cursor->seq;
+            missed_.set_owed(t, owes_it);
+            if (owes_it) {
                 --owed_[t]; // at or after t's cursor: it was owed to t
-                carry_[t] = first_missed(missed(entry, t), entry.seq, entry.timestamp_ms);
+                ++owing;
             }
             if (cursor == &entry) {
                 cursor_[t] = entry.next;
             }
         }
-        carrying_ = true;
-        release_block(entry);
+        missed_.unlinked(entry, owing);
         (entry.prev ? entry.prev->next : head_) = entry.next;
         (entry.next ? entry.next->prev : tail_) = entry.prev;
         entry.prev = entry.next = nullptr;
@@ -135,10 +120,7 @@ public:
         (in.prev ? in.prev->next : head_) = &in;
         (in.next ? in.next->prev : tail_) = &in;
         std::replace(cursor_.begin(), cursor_.end(), &entry, &in);
-        in.missed_kind = entry.missed_kind; // same seq and stamp: the same encoding holds
-        in.missed_seqs = entry.missed_seqs;
-        in.missed_ms = entry.missed_ms;
-        entry.missed_kind = 0;
+        missed_.moved(entry, in);
         in.set_linked(true);
         entry.prev = entry.next = nullptr;
         entry.set_linked(false);
@@ -207,18 +189,13 @@ public:
         std::size_t released = 0;
         QueueEntry*& cursor = cursor_[target];
         while (cursor != nullptr && cursor->seq <= up_to_seq) {
-            if (cursor->missed_kind != 0 && !oldest_unknown_[target] &&
-                missed(*cursor, target).pinned() &&
-                missed(*cursor, target).from == oldest_[target].from) {
-                oldest_unknown_[target] = true; // the oldest pin leaves: found again on demand
-            }
+            missed_.passed(*cursor, target);
             cursor = cursor->next;
             ++released;
         }
         owed_[target] -= released;
         if (owed_[target] == 0) {
-            oldest_[target] = Missed{};
-            oldest_unknown_[target] = false;
+            missed_.caught_up(target);
         }
         while (head_ != nullptr &&
                std::find(cursor_.begin(), cursor_.end(), head_) == cursor_.end()) {
@@ -227,7 +204,7 @@ public:
             (head_ ? head_->prev : tail_) = nullptr;
             done->next = nullptr;
             done->set_linked(false);
-            release_block(*done);
+            missed_.released(*done);
             --queued_;
             if (done->detached) {
                 copies_.erase(done->key);
@@ -275,10 +252,7 @@ public:
         unchecked_.swap(other.unchecked_);
         std::swap(queued_, other.queued_);
         copies_.swap(other.copies_);
-        blocks_.swap(other.blocks_);
-        free_blocks_.swap(other.free_blocks_);
-        oldest_.swap(other.oldest_);
-        oldest_unknown_.swap(other.oldest_unknown_);
+        missed_.swap(other.missed_);
     }
 
     // ---- what targets miss: lag and durability ---------------------------------------------
@@ -291,16 +265,7 @@ public:
 
     /// What `t` misses of `entry`'s key besides `entry` itself, if it owes `entry`.
     [[nodiscard]] Missed missed(const QueueEntry& entry, std::size_t t) const noexcept {
-        switch (entry.missed_kind) {
-        case 0:
-            return Missed{};
-        case 1:
-            return Missed{entry.seq - entry.missed_seqs, entry.timestamp_ms - entry.missed_ms};
-        case 2:
-            return blocks_[std::size_t{entry.missed_seqs} * owed_.size() + t];
-        default:
-            return Missed{1, 0}; // every write of the key, since the epoch
-        }
+        return missed_.of(entry, t);
     }
 
     /// How many targets hold write `seq` of the key whose entry here is `entry`: it (or a
@@ -317,25 +282,13 @@ public:
     }
 
     /// The oldest write `t` misses: the lowest pinned one or the entry at its cursor; from 0
-    /// when nothing is owed. O(1), except after the oldest pin was acknowledged: then one walk
-    /// of the entries owed to `t`.
+    /// when nothing is owed. O(1) but after an acknowledgement that passed the oldest pin.
     [[nodiscard]] Missed oldest_missed(std::size_t t) const noexcept {
         const QueueEntry* cursor = cursor_[t];
         if (cursor == nullptr) {
             return Missed{};
         }
-        if (oldest_unknown_[t]) {
-            Missed best{};
-            for (const QueueEntry* e = cursor; e != nullptr; e = e->next) {
-                const Missed m = e->missed_kind != 0 ? missed(*e, t) : Missed{};
-                if (m.pinned() && (!best.pinned() || m.from < best.from)) {
-                    best = m;
-                }
-            }
-            oldest_[t] = best;
-            oldest_unknown_[t] = false;
-        }
-        const Missed& pin = oldest_[t];
+        const Missed pin = missed_.oldest_pin(t, cursor);
         return pin.pinned() && pin.from < cursor->seq ? pin
                                                       : Missed{cursor->seq, cursor->timestamp_ms};
     }
@@ -352,77 +305,13 @@ public:
     /// Restore: what each target misses of the linked `entry`'s key, as recorded (index =
     /// target; from 0 for targets missing nothing more). Call forget_oldest() when done.
     void restore_missed(QueueEntry& entry, const std::vector<Missed>& per_target) noexcept {
-        release_block(entry);
-        std::copy(per_target.begin(), per_target.end(), carry_.begin());
-        set_missed(entry);
+        missed_.restore(entry, per_target);
     }
 
     /// The oldest pins are found again on demand (restore).
-    void forget_oldest() noexcept { oldest_unknown_.assign(oldest_unknown_.size(), true); }
+    void forget_oldest() noexcept { missed_.forget_oldest(); }
 
 private:
-    /// Encodes `carry_` (per target, after_replace applied) into `entry`, and notes its pins.
-    void set_missed(QueueEntry& entry) noexcept {
-        const std::size_t n = owed_.size();
-        const Missed common = carry_[self_ == 0 && n > 1 ? 1 : 0];
-        bool uniform = true;
-        for (std::size_t t = 0; t < n; ++t) {
-            uniform = uniform && (t == self_ || carry_[t] == common);
-        }
-        constexpr std::uint64_t narrow = std::numeric_limits<std::uint32_t>::max();
-        std::uint32_t block = 0;
-        if (uniform && !common.pinned()) {
-            entry.missed_kind = 0;
-            return;
-        }
-        if (uniform && entry.seq - common.from <= narrow &&
-            entry.timestamp_ms - common.since_ms <= narrow) {
-            entry.missed_kind = 1;
-            entry.missed_seqs = static_cast<std::uint32_t>(entry.seq - common.from);
-            entry.missed_ms = static_cast<std::uint32_t>(entry.timestamp_ms - common.since_ms);
-        } else if (alloc_block(block)) {
-            entry.missed_kind = 2;
-            entry.missed_seqs = block;
-            std::copy(carry_.begin(), carry_.end(), blocks_.begin() + static_cast<std::ptrdiff_t>(block * n));
-        } else {
-            entry.missed_kind = 3; // out of memory: count every write of the key as missed
-        }
-        for (std::size_t t = 0; t < n; ++t) {
-            const Missed m = t == self_ || !carry_[t].pinned() ? Missed{} : missed(entry, t);
-            if (m.pinned() && !oldest_unknown_[t] &&
-                (!oldest_[t].pinned() || m.from <= oldest_[t].from)) {
-                oldest_[t] = m;
-            }
-        }
-    }
-
-    [[nodiscard]] bool alloc_block(std::uint32_t& block) noexcept {
-        if (!free_blocks_.empty()) {
-            block = free_blocks_.back();
-            free_blocks_.pop_back();
-            return true;
-        }
-        const std::size_t count = blocks_.size() / owed_.size();
-        if (count >= std::numeric_limits<std::uint32_t>::max()) {
-            return false;
-        }
-        try {
-            free_blocks_.reserve(count + 1); // release_block never allocates
-            blocks_.resize(blocks_.size() + owed_.size());
-        } catch (const std::bad_alloc&) {
-            return false;
-        }
-        block = static_cast<std::uint32_t>(count);
-        return true;
-    }
-
-    void release_block(QueueEntry& entry) noexcept {
-        if (entry.missed_kind == 2) {
-            free_blocks_.push_back(entry.missed_seqs);
-        }
-        entry.missed_kind = 0;
-    }
-
     mutable SpinMutex mu_;
     std::size_t self_; ///< this queue's region: owes itself nothing
     QueueEntry* head_{};
@@ -433,12 +322,7 @@ private:
     std::vector<bool> unchecked_;
     std::size_t queued_{};
     std::unordered_map<std::string_view, QueueEntry*> copies_;
-    std::vector<Missed> carry_; ///< per target: from unlink/drop_copy to the next push
-    bool carrying_{};
-    std::vector<Missed> blocks_; ///< per-target Missed of entries whose targets differ
-    std::vector<std::uint32_t> free_blocks_;
-    mutable std::vector<Missed> oldest_;
-    mutable std::vector<bool> oldest_unknown_;
+    MissedTable missed_;
 };
 
 } // namespace geo::detail
