@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -21,6 +22,7 @@
 #include "detail/failover.hpp"
 #include "detail/replica.hpp"
 #include "detail/snapshot_path.hpp"
+#include "detail/streams.hpp"
 #include "detail/write_path.hpp"
 #include "error.hpp"
 #include "hybrid_clock.hpp"
@@ -224,92 +226,99 @@ public:
     peek_fanout(std::string_view source, std::string_view target,
                 std::size_t max_entries = std::numeric_limits<std::size_t>::max(),
                 std::uint64_t after_seq = 0) const {
-        const std::size_t s = region_index(source);
-        const std::size_t t = region_index(target);
-        std::vector<FanoutEntry> batch;
-        if (s != t) {
-            const detail::FanoutQueue& queue = rep_.regions[s]->queue;
-            std::lock_guard<detail::SpinMutex> lock(queue.mutex());
-            queue.collect(t, max_entries, rep_.config.regions, batch, after_seq);
-        }
-        return batch;
+        return Streams::peek(rep_, region_index(source), region_index(target), max_entries,
+                             after_seq);
     }
 
     /// `target` has applied every entry of `source` up to `up_to_seq`: they are no longer owed
     /// to it, and an entry owed to nobody is released. Past the newest entry acknowledges all.
-    /// Returns how many entries stopped being owed to `target`.
+    /// Returns how many entries stopped being owed to `target`. Wakes `wait_durable`.
     std::size_t acknowledge_fanout(std::string_view source, std::string_view target,
                                    std::uint64_t up_to_seq) {
-        const std::size_t s = region_index(source);
-        const std::size_t t = region_index(target);
-        if (s == t) {
-            return 0;
-        }
-        detail::RegionState& state = *rep_.regions[s];
-        std::lock_guard<detail::SpinMutex> lock(state.queue.mutex());
-        return state.queue.acknowledge(t, up_to_seq, state.stream.seq());
+        const std::size_t n =
+            Streams::acknowledge(rep_, region_index(source), region_index(target), up_to_seq);
+        acks_.notify();
+        return n;
     }
 
     /// Every entry of `source` owed to `target`, oldest first, acknowledged at once. A failed
     /// shipment loses them: hosts that cannot afford that use peek + acknowledge.
     std::vector<FanoutEntry> drain_fanout(std::string_view source, std::string_view target) {
-        const std::size_t s = region_index(source);
-        const std::size_t t = region_index(target);
-        std::vector<FanoutEntry> batch;
-        if (s != t) {
-            detail::FanoutQueue& queue = rep_.regions[s]->queue;
-            std::lock_guard<detail::SpinMutex> lock(queue.mutex());
-            queue.collect(t, std::numeric_limits<std::size_t>::max(), rep_.config.regions, batch);
-            if (!batch.empty()) {
-                queue.acknowledge_drained(t, batch.back().seq, rep_.regions[s]->stream.seq());
-            }
-        }
+        std::vector<FanoutEntry> batch =
+            Streams::drain(rep_, region_index(source), region_index(target));
+        acks_.notify();
         return batch;
     }
 
     /// Entries of `source` still owed to at least one region.
     [[nodiscard]] std::size_t pending_fanout_len(std::string_view source) const {
-        const detail::FanoutQueue& queue = rep_.regions[region_index(source)]->queue;
-        std::lock_guard<detail::SpinMutex> lock(queue.mutex());
-        return queue.queued();
+        return Streams::queued(rep_, region_index(source));
     }
 
     /// Entries of `source` still owed to `target`.
     [[nodiscard]] std::size_t pending_fanout_len(std::string_view source,
                                                  std::string_view target) const {
-        const std::size_t s = region_index(source);
-        const std::size_t t = region_index(target);
-        if (s == t) {
-            return 0;
-        }
-        const detail::FanoutQueue& queue = rep_.regions[s]->queue;
-        std::lock_guard<detail::SpinMutex> lock(queue.mutex());
-        return queue.owed(t);
+        return Streams::owed(rep_, region_index(source), region_index(target));
+    }
+
+    // ---- lag and durability (README: "Consistency levels, lag and failover") ---------------
+
+    /// The stream from `source` to `target` (see StreamStatus), its lag measured at `now_ms`
+    /// (default: the physical clock); stale once the lag exceeds `config().max_lag`.
+    [[nodiscard]] StreamStatus stream_status(std::string_view source, std::string_view target,
+                                             std::uint64_t now_ms) const {
+        return Streams::status(rep_, region_index(source), region_index(target), now_ms);
+    }
+    [[nodiscard]] StreamStatus stream_status(std::string_view source,
+                                             std::string_view target) const {
+        return stream_status(source, target, rep_.clock.physical_ms());
+    }
+
+    /// Every stream (source != target), by source then target in configured order.
+    [[nodiscard]] std::vector<StreamStatus> stream_statuses() const {
+        return Streams::statuses(rep_, rep_.clock.physical_ms());
+    }
+
+    /// How many peer regions hold `source`'s write `seq` of `key`: they acknowledged it, or a
+    /// later write of `key` by `source` that replaced it in the queue (acknowledging up to a seq
+    /// between the two does not count). 0 for a seq `source` has not committed.
+    [[nodiscard]] std::size_t remote_acks(std::string_view source, std::string_view key,
+                                          std::uint64_t seq) const {
+        return Streams::remote_acks(rep_, region_index(source), key, seq);
+    }
+
+    /// Whether the write has the remote acknowledgements `level` asks for (min_remote_acks:
+    /// EachQuorum = one peer region, AllQuorum = every peer, the local levels none).
+    [[nodiscard]] bool is_durable(std::string_view source, std::string_view key,
+                                  std::uint64_t seq, ConsistencyLevel level) const {
+        const std::size_t needed = min_remote_acks(level, rep_.regions.size() - 1);
+        return remote_acks(source, key, seq) >= needed;
+    }
+
+    /// Blocks until `is_durable` (true) or `timeout` passes (false). Woken by
+    /// acknowledge_fanout, drain_fanout and restore, never by polling. A timeout rolls
+    /// nothing back: the write stays committed and keeps shipping.
+    bool wait_durable(std::string_view source, std::string_view key, std::uint64_t seq,
+                      ConsistencyLevel level, std::chrono::milliseconds timeout) {
+        const std::size_t s = region_index(source); // unknown: throws, never times out
+        const std::size_t needed = min_remote_acks(level, rep_.regions.size() - 1);
+        return acks_.wait(timeout, [&] { return Streams::remote_acks(rep_, s, key, seq) >= needed; });
     }
 
     // ---- reads ----------------------------------------------------------------------------
 
     /// The stored record, tombstones included.
     [[nodiscard]] std::optional<GeoRecord> get_record(std::string_view key) const {
-        const std::size_t hash = rep_.keys.hash(key);
-        const detail::KeyShard& shard = rep_.keys.shard_for(hash);
-        std::lock_guard<detail::SpinMutex> lock(shard.mutex());
-        if (const detail::Slot* slot = shard.find(key, hash)) {
-            return detail::record_of(*slot, rep_.config.regions);
-        }
-        return std::nullopt;
+        return rep_.read(key, [&](const detail::Slot& slot) {
+            return std::optional<GeoRecord>(detail::record_of(slot, rep_.config.regions));
+        });
     }
 
     /// The value, or nullopt when the key is absent or deleted.
     [[nodiscard]] std::optional<std::string> get(std::string_view key) const {
-        const std::size_t hash = rep_.keys.hash(key);
-        const detail::KeyShard& shard = rep_.keys.shard_for(hash);
-        std::lock_guard<detail::SpinMutex> lock(shard.mutex());
-        const detail::Slot* slot = shard.find(key, hash);
-        if (slot == nullptr || slot->deleted) {
-            return std::nullopt;
-        }
-        return slot->value;
+        return rep_.read(key, [](const detail::Slot& slot) {
+            return slot.deleted ? std::nullopt : std::optional<std::string>(slot.value);
+        });
     }
 
     /// Keys stored, tombstones included until purged.
@@ -353,7 +362,10 @@ public:
     /// corrupt or unknown-version input: ParseError; a snapshot of other regions or another
     /// conflict mode: ConfigError; either way nothing changed. Listeners and the conflict log
     /// stay as they are.
-    void restore(std::istream& in) { detail::SnapshotPath::restore(rep_, in); }
+    void restore(std::istream& in) {
+        detail::SnapshotPath::restore(rep_, in);
+        acks_.notify();
+    }
 
     /// A digest of every stored record (key and every GeoRecord field), independent of order,
     /// queues and seeds: converged replicas have equal digests.
@@ -419,6 +431,7 @@ private:
     }
 
     using Stamp = detail::Stamp;
+    using Streams = detail::Streams;
 
     GeoWriteOutcome commit_local(std::size_t r, std::string_view key, std::string_view value,
                                  bool deleted, Stamp stamp, std::uint64_t ts,
@@ -431,6 +444,7 @@ private:
     }
 
     detail::Replica rep_;
+    detail::AckSignal acks_;
 };
 
 } // namespace geo

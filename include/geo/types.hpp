@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -73,5 +74,23 @@ conflict_mode_from_string(std::string_view name) noexcept {
     }
     return std::nullopt;
 }
+
+/// One outgoing stream: `source`'s committed writes on their way to `target`.
+struct StreamStatus {
+    RegionId source;
+    RegionId target;
+    /// Queue entries of `source` (one per key) `target` has not acknowledged.
+    std::size_t owed{};
+    /// The highest seq `target` acknowledged, capped at `last_seq`.
+    std::uint64_t acknowledged_seq{};
+    /// `source`'s latest commit.
+    std::uint64_t last_seq{};
+    /// How long `target` has been missing a write of `source`: the physical clock minus the
+    /// timestamp of the oldest (first committed) write it has not acknowledged, counting a
+    /// write whose queued entry a newer write of the same key replaced; 0 when nothing is owed.
+    std::chrono::milliseconds lag{};
+    /// `lag > config().max_lag`.
+    bool stale{};
+};
 
 } // namespace geo

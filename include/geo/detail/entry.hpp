@@ -47,6 +47,14 @@ struct QueueEntry {
     /// that holder may read `false` without the queue's lock (acquire pairs with the release
     /// of the unlinking thread, which may have just read the record).
     std::atomic<bool> linked{false};
+    /// What targets still owing this entry miss of its key besides this write (coalescing;
+    /// see Missed). Guarded by the queue's lock, like `prev`/`next`. `missed_kind`: 0 nothing;
+    /// 1 every owing target misses from seq - missed_seqs, stamped timestamp_ms - missed_ms;
+    /// 2 per target, in the queue's block number `missed_seqs`; 3 everything (a fallback when
+    /// neither fits, so that nothing is ever counted as held that is not).
+    std::uint8_t missed_kind{};
+    std::uint32_t missed_seqs{};
+    std::uint32_t missed_ms{};
     std::string value;
     VectorClock clock;
     QueueEntry* prev{};

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "../record.hpp"
 #include "../types.hpp"
 #include "entry.hpp"
+#include "missed_table.hpp"
+#include "missed_writes.hpp"
 #include "spin_mutex.hpp"
 
 namespace geo::detail {
@@ -29,12 +32,15 @@ namespace geo::detail {
 /// - `acked_[t]` is the highest seq `t` acknowledged (capped at the source's latest commit),
 ///   and `cursor_[t]` is the first entry with a seq above it;
 /// - `unchecked_[t]`: the last acknowledgement came from a drain, which nobody confirmed, so
-///   the first entry owed to `t` follows nothing checkable (prev_seq 0) until `t` confirms.
+///   the first entry owed to `t` follows nothing checkable (prev_seq 0) until `t` confirms;
+/// - `missed_` knows what targets owing an entry miss of its key besides the entry's own write
+///   (coalescing, see MissedTable): told of every push, unlink, copy, acknowledgement, release.
 ///
 /// Every method but the constructor and destructor needs mutex() held by the caller.
 class FanoutQueue {
 public:
-    FanoutQueue(std::size_t self, std::size_t region_count) : self_(self) {
+    FanoutQueue(std::size_t self, std::size_t region_count)
+        : self_(self), missed_(self, region_count) {
         // Every local commit writes these arrays. Allocated back to back, two regions'
         // arrays would share a cache line between two writer threads: the spare capacity,
         // never used, keeps whatever is allocated next 256 bytes away.
@@ -75,23 +81,27 @@ public:
             }
             ++owed_[t];
         }
+        missed_.pushed(entry);
     }
 
-    /// Removes a linked entry, whoever still owes it.
+    /// Removes a linked entry, whoever still owes it, to be replaced by the next push (a newer
+    /// commit of its key): what each target missed of it carries over to that push.
     void unlink(QueueEntry& entry) noexcept {
         const std::size_t n = owed_.size();
+        std::size_t owing = 0;
         for (std::size_t t = 0; t < n; ++t) {
             QueueEntry* cursor = cursor_[t];
-            if (cursor == nullptr) {
-                continue; // t acknowledged everything, this entry included
-            }
-            if (entry.seq >= cursor->seq) {
+            const bool owes_it = cursor != nullptr && entry.seq >= cursor->seq;
+            missed_.set_owed(t, owes_it);
+            if (owes_it) {
                 --owed_[t]; // at or after t's cursor: it was owed to t
+                ++owing;
             }
             if (cursor == &entry) {
                 cursor_[t] = entry.next;
             }
         }
+        missed_.unlinked(entry, owing);
         (entry.prev ? entry.prev->next : head_) = entry.next;
         (entry.next ? entry.next->prev : tail_) = entry.prev;
         entry.prev = entry.next = nullptr;
@@ -110,12 +120,14 @@ public:
         (in.prev ? in.prev->next : head_) = &in;
         (in.next ? in.next->prev : tail_) = &in;
         std::replace(cursor_.begin(), cursor_.end(), &entry, &in);
+        missed_.moved(entry, in);
         in.set_linked(true);
         entry.prev = entry.next = nullptr;
         entry.set_linked(false);
     }
 
-    /// A newer commit of `key` by this region supersedes a queued copy of its earlier one.
+    /// A newer commit of `key` by this region supersedes a queued copy of its earlier one (what
+    /// targets missed of it carries over to the next push, see unlink).
     void drop_copy(std::string_view key) noexcept {
         if (copies_.empty()) {
             return;
@@ -177,10 +189,14 @@ public:
         std::size_t released = 0;
         QueueEntry*& cursor = cursor_[target];
         while (cursor != nullptr && cursor->seq <= up_to_seq) {
+            missed_.passed(*cursor, target);
             cursor = cursor->next;
             ++released;
         }
         owed_[target] -= released;
+        if (owed_[target] == 0) {
+            missed_.caught_up(target);
+        }
         while (head_ != nullptr &&
                std::find(cursor_.begin(), cursor_.end(), head_) == cursor_.end()) {
             QueueEntry* done = head_;
@@ -188,6 +204,7 @@ public:
             (head_ ? head_->prev : tail_) = nullptr;
             done->next = nullptr;
             done->set_linked(false);
+            missed_.released(*done);
             --queued_;
             if (done->detached) {
                 copies_.erase(done->key);
@@ -197,6 +214,7 @@ public:
         return released;
     }
 
+    [[nodiscard]] std::size_t region_count() const noexcept { return owed_.size(); }
     /// Entries owed to at least one target.
     [[nodiscard]] std::size_t queued() const noexcept { return queued_; }
     /// Entries owed to `target`.
@@ -234,7 +252,64 @@ public:
         unchecked_.swap(other.unchecked_);
         std::swap(queued_, other.queued_);
         copies_.swap(other.copies_);
+        missed_.swap(other.missed_);
     }
+
+    // ---- what targets miss: lag and durability ---------------------------------------------
+
+    /// Whether `t` has not acknowledged `entry` (linked in this queue).
+    [[nodiscard]] bool owes(const QueueEntry& entry, std::size_t t) const noexcept {
+        const QueueEntry* cursor = cursor_[t];
+        return cursor != nullptr && cursor->seq <= entry.seq;
+    }
+
+    /// What `t` misses of `entry`'s key besides `entry` itself, if it owes `entry`.
+    [[nodiscard]] Missed missed(const QueueEntry& entry, std::size_t t) const noexcept {
+        return missed_.of(entry, t);
+    }
+
+    /// How many targets hold write `seq` of the key whose entry here is `entry`: it (or a
+    /// newer write that replaced it) was acknowledged.
+    [[nodiscard]] std::size_t holders(const QueueEntry& entry, std::uint64_t seq) const noexcept {
+        std::size_t n = 0;
+        for (std::size_t t = 0; t < owed_.size(); ++t) {
+            if (t != self_ && holds(seq, owes(entry, t),
+                                    first_missed(missed(entry, t), entry.seq, entry.timestamp_ms))) {
+                ++n;
+            }
+        }
+        return n;
+    }
+
+    /// The oldest write `t` misses: the lowest pinned one or the entry at its cursor; from 0
+    /// when nothing is owed. O(1) but after an acknowledgement that passed the oldest pin.
+    [[nodiscard]] Missed oldest_missed(std::size_t t) const noexcept {
+        const QueueEntry* cursor = cursor_[t];
+        if (cursor == nullptr) {
+            return Missed{};
+        }
+        const Missed pin = missed_.oldest_pin(t, cursor);
+        return pin.pinned() && pin.from < cursor->seq ? pin
+                                                      : Missed{cursor->seq, cursor->timestamp_ms};
+    }
+
+    /// The queued copy of a displaced write of `key`, if any.
+    [[nodiscard]] const QueueEntry* copy_of(std::string_view key) const {
+        if (copies_.empty()) {
+            return nullptr;
+        }
+        const auto it = copies_.find(key);
+        return it == copies_.end() ? nullptr : it->second;
+    }
+
+    /// Restore: what each target misses of the linked `entry`'s key, as recorded (index =
+    /// target; from 0 for targets missing nothing more). Call forget_oldest() when done.
+    void restore_missed(QueueEntry& entry, const std::vector<Missed>& per_target) noexcept {
+        missed_.restore(entry, per_target);
+    }
+
+    /// The oldest pins are found again on demand (restore).
+    void forget_oldest() noexcept { missed_.forget_oldest(); }
 
 private:
     mutable SpinMutex mu_;
@@ -247,6 +322,7 @@ private:
     std::vector<bool> unchecked_;
     std::size_t queued_{};
     std::unordered_map<std::string_view, QueueEntry*> copies_;
+    MissedTable missed_;
 };
 
 } // namespace geo::detail

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,6 +83,17 @@ struct Replica {
     Replica& operator=(const Replica&) = delete;
 
     [[nodiscard]] bool has_peers() const noexcept { return regions.size() > 1; }
+
+    /// `read(slot)` of `key`'s slot under its shard lock, or an empty Result without one.
+    template <class Read>
+    [[nodiscard]] auto read(std::string_view key, Read&& read) const -> decltype(read(
+        std::declval<const Slot&>())) {
+        const std::size_t hash = keys.hash(key);
+        const KeyShard& shard = keys.shard_for(hash);
+        std::lock_guard<SpinMutex> lock(shard.mutex());
+        const Slot* slot = shard.find(key, hash);
+        return slot != nullptr ? read(*slot) : decltype(read(*slot)){};
+    }
 
     const ActiveActiveGeoConfig config;
     const RegionNames names; ///< views into config.regions

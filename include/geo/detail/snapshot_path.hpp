@@ -18,6 +18,7 @@
 #include "entry.hpp"
 #include "key_table.hpp"
 #include "replica.hpp"
+#include "snapshot_codec.hpp"
 #include "snapshot_format.hpp"
 
 namespace geo::detail {
@@ -32,7 +33,7 @@ namespace geo::detail {
 /// a slot, push an entry, acknowledge), and swaps the staged contents in under every lock.
 struct SnapshotPath {
     static constexpr char magic[8] = {'g', 'e', 'o', 's', 'n', 'a', 'p', '\n'};
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
 
     static void snapshot(const Replica& rep, std::ostream& out) {
         Capture cut;
@@ -227,64 +228,6 @@ private:
         }
     }
 
-    /// The record's fields after its region (as `region_bytes`: an id or an index), in one
-    /// sized write: this runs under every lock during capture.
-    static void put_fields(ByteBuffer& buf, const QueueEntry& e, std::size_t region_bytes,
-                           char* (*store_region)(char*, const QueueEntry&)) {
-        const auto entries = e.clock.entries();
-        const std::size_t size =
-            region_bytes + 8 + 8 + 1 + 8 + e.value.size() + 4 + 16 * entries.size();
-        char* p = store_region(buf.extend(size), e);
-        p = store_u64(p, e.timestamp_ms);
-        p = store_u64(p, e.seq);
-        p = store_u8(p, e.deleted ? 1 : 0);
-        p = store_bytes(p, e.value);
-        p = store_u32(p, static_cast<std::uint32_t>(entries.size()));
-        for (const auto& [node, counter] : entries) {
-            p = store_u64(store_u64(p, node), counter);
-        }
-    }
-
-    /// For the digest: the region as its id, so replicas configured in another order agree.
-    static void put_record(ByteBuffer& buf, const QueueEntry& e, std::string_view region) {
-        put_bytes(buf, region);
-        put_fields(buf, e, 0, [](char* p, const QueueEntry&) { return p; });
-    }
-
-    /// For the snapshot: the region as its index into the configured ids.
-    static void put_region_record(ByteBuffer& buf, const QueueEntry& e) {
-        put_fields(buf, e, 4,
-                   [](char* p, const QueueEntry& entry) { return store_u32(p, entry.region); });
-    }
-
-    /// Reads what put_region_record wrote into `e`, checking it against the configuration.
-    static void read_region_record(BodyReader& reader, const Replica& rep, QueueEntry& e) {
-        // The fixed part in one bounds check: region, timestamp, seq, deleted, value size.
-        const char* p = reader.raw(4 + 8 + 8 + 1 + 8).data();
-        const std::uint32_t region = get_u32_at(p);
-        const auto deleted = static_cast<unsigned char>(p[20]);
-        if (region >= rep.regions.size() || deleted > 1) {
-            throw ParseError("snapshot: corrupt (region index or deleted flag)");
-        }
-        e.region = region;
-        e.timestamp_ms = get_u64_at(p + 4);
-        e.seq = get_u64_at(p + 12);
-        e.deleted = deleted == 1;
-        e.value.assign(reader.raw(reader.length(get_u64_at(p + 21))));
-        const std::size_t n = reader.length(reader.u32(), 16);
-        const char* entries = reader.raw(16 * n).data();
-        NodeId last = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const NodeId node = get_u64_at(entries + 16 * i);
-            const std::uint64_t counter = get_u64_at(entries + 16 * i + 8);
-            if ((i > 0 && node <= last) || counter == 0) {
-                throw ParseError("snapshot: corrupt (clock entries out of order or zero)");
-            }
-            e.clock.set(node, counter); // ascending: each set appends
-            last = node;
-        }
-    }
-
     /// Copies a consistent cut: the state at the moment every lock is held. Then it lets
     /// writers go as early as the cut allows: the streams once the sequences are copied, the
     /// queues once they are copied, each shard once its records are. A write released that
@@ -330,6 +273,7 @@ private:
                 if (e->detached) {
                     put_region_record(buf, *e);
                 }
+                put_missed(buf, queue, *e, r);
             }
         }
         queues.clear();
@@ -390,8 +334,9 @@ private:
                 }
                 unchecked[t] = flag == 1;
             }
-            const std::size_t entries = reader.count(1 + 8);
+            const std::size_t entries = reader.count(1 + 8 + 1);
             std::uint64_t last_seq = 0;
+            std::vector<Missed> missed(n);
             for (std::size_t i = 0; i < entries; ++i) {
                 const std::uint8_t kind = reader.u8();
                 const std::string_view key = reader.bytes();
@@ -424,6 +369,9 @@ private:
                     throw ParseError("snapshot: corrupt (queue entry kind)");
                 }
                 last_seq = entry->seq;
+                if (read_missed(reader, *entry, r, missed)) {
+                    queue.restore_missed(*entry, missed);
+                }
             }
             for (std::size_t t = 0; t < n; ++t) {
                 if (t != r) {
@@ -434,6 +382,7 @@ private:
             if (queue.queued() != entries) {
                 throw ParseError("snapshot: corrupt (queue holds entries nobody is owed)");
             }
+            queue.forget_oldest();
         }
     }
 
