@@ -15,6 +15,7 @@
 #include <geo/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -25,9 +26,11 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -201,16 +204,21 @@ private:
     [[nodiscard]] std::string record_line(std::string_view key) const;
 
     // ---- durability -------------------------------------------------------------------------
+    // wait_durable blocks, and the loop thread must not: waiter threads block in it (woken by
+    // the acknowledgements the loop applies) and hand results back with uv_async_send.
     struct Waiter {
         std::string key;
         std::uint64_t seq;
         std::uint64_t ts;
         geo::ConsistencyLevel level;
         std::uint64_t deadline_ms;
-        Reply reply;
+        Reply reply; ///< called on the loop thread only
+        bool durable = false;
     };
-    [[nodiscard]] bool durable(const Waiter& w) const;
-    void check_waiters();
+    void wait_durable(Waiter w);
+    void waiter_thread();
+    static void on_durable_done(uv_async_t* async) { static_cast<Node*>(async->data)->durable_done(); }
+    void durable_done();
 
     // ---- shipping to other regions -----------------------------------------------------------
     struct Shipper {
@@ -258,7 +266,11 @@ private:
     ApplyResult last_; ///< the outcome of the entry being applied, read by on_applied
     bool was_leader_ = false;
     std::map<std::string, Shipper> shippers_;
-    std::vector<Waiter> waiters_;
+    uv_async_t durable_async_{};
+    std::mutex waiters_mutex_; ///< guards the two queues below, shared with the waiter threads
+    std::condition_variable waiters_cv_;
+    std::deque<Waiter> waiting_;
+    std::deque<Waiter> waited_;
     std::map<std::string, std::size_t> region_cursor_; ///< next node tried in a routed forward
     std::uint64_t next_purge_ms_ = 0;
 };
@@ -282,6 +294,13 @@ bool Node::start() {
         if (region != local_) {
             shippers_[region].target = region;
         }
+    }
+
+    durable_async_.data = this;
+    uv_async_init(loop_, &durable_async_, &Node::on_durable_done);
+    for (int i = 0; i < 16; ++i) {
+        // Detached: the process ends by signal; a waiter never outlives its timeout.
+        std::thread(&Node::waiter_thread, this).detach();
     }
 
     std::filesystem::create_directories(opt_.data_dir);
@@ -410,8 +429,7 @@ void Node::apply_command(std::string_view text) {
         }
         last_.applied_seq = rep_->region_sequences().at(origin);
     } else if (op == 'A' && words.size() == 3) {
-        rep_->acknowledge_fanout(local_, words[1], to_u64(words[2]));
-        check_waiters();
+        rep_->acknowledge_fanout(local_, words[1], to_u64(words[2])); // wakes wait_durable
     } else if (op == 'G' && words.size() == 2) {
         rep_->purge_tombstones(to_u64(words[1]));
     } else {
@@ -521,11 +539,12 @@ void Node::write(const Request& req, const Reply& reply, int attempt) {
         } else if (r->kind == ApplyResult::Kind::Error) {
             reply("ERR " + r->error);
         } else if (const auto* c = std::get_if<geo::Committed>(&r->outcome)) {
-            Waiter w{key, c->seq, ts, level, wall_ms() + opt_.durable_timeout_ms, reply};
-            if (durable(w)) {
+            pump_all(); // ship it now: the stream's lag is the write's wait
+            if (geo::min_remote_acks(level, cfg_.regions.size() - 1) == 0) {
                 reply("OK " + local_ + " " + std::to_string(c->seq) + " " + std::to_string(ts));
             } else {
-                waiters_.push_back(std::move(w));
+                wait_durable(Waiter{key, c->seq, ts, level, wall_ms() + opt_.durable_timeout_ms,
+                                    reply});
             }
         } else if (const auto* lost = std::get_if<geo::RejectedByConflict>(&r->outcome)) {
             reply("REJECTED " + lost->winner_region + " " +
@@ -693,37 +712,43 @@ std::string Node::status_line() {
 
 // ---- durability -------------------------------------------------------------------------------
 
-// Until the replicator reports acknowledgements per write (remote_acks / is_durable, DESIGN.md
-// section 6), a region counts as holding the write once nothing of this region is owed to it:
-// every earlier write reached it or was replaced by a later one that did. Sound, but under
-// steady load it waits longer than it needs to.
-bool Node::durable(const Waiter& w) const {
-    const std::size_t peers = cfg_.regions.size() - 1;
-    const std::size_t need = geo::min_remote_acks(w.level, peers);
-    std::size_t have = 0;
-    for (const auto& region : cfg_.regions) {
-        if (region != local_ && rep_->pending_fanout_len(local_, region) == 0) {
-            ++have;
-        }
+void Node::wait_durable(Waiter w) {
+    {
+        std::lock_guard<std::mutex> lock(waiters_mutex_);
+        waiting_.push_back(std::move(w));
     }
-    return have >= need;
+    waiters_cv_.notify_one();
 }
 
-void Node::check_waiters() {
-    const std::uint64_t now = wall_ms();
-    std::vector<Waiter> still;
-    for (auto& w : waiters_) {
-        if (durable(w)) {
-            w.reply("OK " + local_ + " " + std::to_string(w.seq) + " " + std::to_string(w.ts));
-        } else if (now >= w.deadline_ms) {
-            // Committed here, not yet held by enough regions: never answered as success.
-            w.reply("TIMEOUT " + local_ + " " + std::to_string(w.seq) + " " +
-                    std::to_string(w.ts));
-        } else {
-            still.push_back(std::move(w));
-        }
+void Node::waiter_thread() {
+    for (;;) {
+        std::unique_lock<std::mutex> lock(waiters_mutex_);
+        waiters_cv_.wait(lock, [this] { return !waiting_.empty(); });
+        Waiter w = std::move(waiting_.front());
+        waiting_.pop_front();
+        lock.unlock();
+        const std::uint64_t now = wall_ms();
+        const auto left = std::chrono::milliseconds(w.deadline_ms > now ? w.deadline_ms - now : 0);
+        w.durable = rep_->wait_durable(local_, w.key, w.seq, w.level, left);
+        lock.lock();
+        waited_.push_back(std::move(w));
+        lock.unlock();
+        uv_async_send(&durable_async_); // the one libuv call that is safe off the loop thread
     }
-    waiters_ = std::move(still);
+}
+
+void Node::durable_done() {
+    std::deque<Waiter> done;
+    {
+        std::lock_guard<std::mutex> lock(waiters_mutex_);
+        done.swap(waited_);
+    }
+    for (auto& w : done) {
+        // A timeout is answered as such, never as success: the write stays committed here and
+        // keeps shipping, but the level's remote acknowledgements did not come in time.
+        w.reply(std::string(w.durable ? "OK " : "TIMEOUT ") + local_ + " " +
+                std::to_string(w.seq) + " " + std::to_string(w.ts));
+    }
 }
 
 // ---- shipping ---------------------------------------------------------------------------------
@@ -854,9 +879,6 @@ void Node::tick() {
         if (s.link && !s.in_flight.empty() && now > s.in_flight.begin()->second + 5000) {
             s.link->close();
         }
-    }
-    if (!waiters_.empty()) {
-        check_waiters();
     }
     if (leader && now >= next_purge_ms_) {
         next_purge_ms_ = now + 10000;
