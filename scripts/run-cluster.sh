@@ -15,7 +15,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-rounds=3
+rounds=5
 workload_seconds=170
 if [ "${1:-}" = "--quick" ]; then
     rounds=1
