@@ -1153,11 +1153,10 @@ TEST_CASE("without memory for a per-target block, a rewrite never counts a write
           "[stress][alloc]") {
     // eu acknowledged k's first write, ap did not: the rewrite needs one Missed per target.
     constexpr std::uint64_t t0 = 1'700'000'000'000;
-    const std::uint64_t now = t0 + 1000;
     std::size_t injected = 0;
     for (long n = 0;; ++n) {
         auto config = geo::ActiveActiveGeoConfig::multi_region(geo_test::us, geo_test::all_regions());
-        ActiveActiveReplicator rep(config, geo_test::all_groups(), [now] { return now; });
+        ActiveActiveReplicator rep(config, geo_test::all_groups(), [] { return t0 + 1000; });
         REQUIRE(rep.put("k", "v1", t0).index() == 0);
         REQUIRE(rep.put("j", "v2", t0 + 1).index() == 0);
         (void)rep.acknowledge_fanout(geo_test::us, geo_test::eu, 2);
