@@ -3,11 +3,13 @@
 
 #include <geo/geo.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -36,9 +38,17 @@ int main() {
         {"us-east-1", 1, {1, 2, 3}}, {"eu-west-1", 2, {4, 5, 6}}, {"ap-northeast-1", 3, {7, 8, 9}}};
     std::map<geo::RegionId, std::unique_ptr<geo::ActiveActiveReplicator>> replica;
     for (const auto& region : regions) {
+        auto config = geo::ActiveActiveGeoConfig::multi_region(region, regions);
+        // Orders are written in us-east-1 and confirmed once another region holds them; if
+        // us-east-1 is down they fail over within the "primary" tier first.
+        config.routing_rules.insert(config.routing_rules.begin(),
+                                    geo::RegionRoutingRule{"orders", "order:", std::nullopt,
+                                                           "us-east-1",
+                                                           geo::ConsistencyLevel::EachQuorum});
+        config.primary_tier = {{"primary", {"us-east-1", "eu-west-1"}},
+                               {"backup", {"ap-northeast-1"}}};
         replica[region] = std::make_unique<geo::ActiveActiveReplicator>(
-            geo::ActiveActiveGeoConfig::multi_region(region, regions), groups,
-            [] { return demo_time_ms; });
+            config, groups, [] { return demo_time_ms; });
         replica[region]->on_conflict([region](const geo::ConflictEvent& c) {
             std::printf("  [%s] conflict on %s: %s's \"%s\" lost to %s's \"%s\"\n", region.c_str(),
                         c.key.c_str(), c.loser.region.c_str(), c.loser.value.c_str(),
@@ -110,5 +120,46 @@ int main() {
         std::printf("\n");
     }
     std::printf("\n%s\n", converged ? "all three regions converged" : "REGIONS DIFFER");
-    return converged ? 0 : 1;
+
+    // 6. Consistency levels, lag and failover. ap-northeast-1 stops acknowledging; an order
+    //    routed at EachQuorum is answered once one other region holds it.
+    geo::ActiveActiveReplicator& us = *replica.at("us-east-1");
+    geo::ActiveActiveReplicator& eu = *replica.at("eu-west-1");
+    const geo::WriteRoutingDecision order = us.route("order:1001");
+    const std::uint64_t seq = std::get<geo::Committed>(us.put("order:1001", "paid")).seq;
+    std::printf("\norder:1001 committed in %s as #%llu, level %s\n", order.primary_region.c_str(),
+                static_cast<unsigned long long>(seq),
+                std::string(geo::to_string(order.consistency)).c_str());
+    demo_time_ms += 6000; // six seconds without an acknowledgement; max_lag is 5 s
+    const auto print_streams = [&] {
+        for (const geo::StreamStatus& s : us.stream_statuses()) {
+            if (s.source == "us-east-1") {
+                std::printf("  us-east-1 -> %-15s owed %zu, lag %5lld ms%s\n", s.target.c_str(),
+                            s.owed, static_cast<long long>(s.lag.count()),
+                            s.stale ? "  STALE" : "");
+            }
+        }
+    };
+    print_streams();
+    // The client's answer waits for EachQuorum while the eu-west-1 link delivers on its own
+    // thread; a timeout would be answered as a timeout (the write stays committed).
+    std::thread eu_link([&] {
+        const auto batch = us.peek_fanout("us-east-1", "eu-west-1");
+        (void)eu.apply_remote("us-east-1", batch);
+        us.acknowledge_fanout("us-east-1", "eu-west-1", batch.back().seq);
+    });
+    const bool durable = us.wait_durable("us-east-1", "order:1001", seq, order.consistency,
+                                         std::chrono::seconds(10));
+    eu_link.join();
+    std::printf("order:1001 %s at EachQuorum (%zu of 2 peers hold it)\n",
+                durable ? "durable" : "TIMED OUT", us.remote_acks("us-east-1", "order:1001", seq));
+    print_streams();
+
+    // The host feeds region health to routing: here eu-west-1 learns that us-east-1 is down.
+    eu.set_region_available("us-east-1", false);
+    const geo::WriteRoutingDecision moved = eu.route("order:1002");
+    std::printf("us-east-1 down: order:1002 routes to %s (failed over: %s), same level %s\n",
+                moved.primary_region.c_str(), moved.failed_over ? "yes" : "no",
+                std::string(geo::to_string(moved.consistency)).c_str());
+    return converged && durable && moved.failed_over ? 0 : 1;
 }

@@ -47,8 +47,8 @@ struct Fixture {
               auto config = geo::ActiveActiveGeoConfig::multi_region(us, geo_test::all_regions());
               config.conflict_mode = mode;
               config.max_lag = max_lag;
-              return std::make_unique<geo::ActiveActiveReplicator>(
-                  config, geo_test::all_groups(), [this] { return now.load(); });
+              return std::make_unique<geo::ActiveActiveReplicator>(config, geo_test::all_groups(),
+                                                                   [this] { return now.load(); });
           }()) {}
 
     /// A local write at the log timestamp `ts`; its seq.
@@ -68,8 +68,7 @@ struct Fixture {
 
 // ---- the arithmetic ------------------------------------------------------------------------
 
-TEST_CASE("lag arithmetic: never negative, stale strictly past max_lag at any magnitude",
-          "[lag]") {
+TEST_CASE("lag arithmetic: never negative, stale strictly past max_lag at any magnitude", "[lag]") {
     using geo::detail::is_stale;
     using geo::detail::lag_ms;
     using geo::detail::to_lag;
@@ -106,8 +105,8 @@ TEST_CASE("replacing an entry: a target that acknowledged it misses only the new
     // A replacing write stamped earlier (hosts choose stamps): the lag may read longer.
     REQUIRE(after_replace(false, Missed{3, 300}, 200) == Missed{3, 200});
 
-    REQUIRE(holds(3, false, Missed{9, 0}));    // acknowledged the entry: holds all before it
-    REQUIRE(holds(3, true, Missed{7, 700}));   // owes the entry, but 3 came before what it misses
+    REQUIRE(holds(3, false, Missed{9, 0}));  // acknowledged the entry: holds all before it
+    REQUIRE(holds(3, true, Missed{7, 700})); // owes the entry, but 3 came before what it misses
     REQUIRE_FALSE(holds(7, true, Missed{7, 700}));
     REQUIRE_FALSE(holds(9, true, Missed{7, 700}));
 }
@@ -205,10 +204,10 @@ TEST_CASE("durability: an acknowledgement between a write and the write that rep
           "the queue does not count",
           "[durability]") {
     Fixture f;
-    const std::uint64_t k1 = f.write("k", start_ms);      // 1
-    const std::uint64_t j = f.write("j", start_ms + 1);   // 2
-    const std::uint64_t k3 = f.write("k", start_ms + 2);  // 3 replaces 1 in the queue
-    (void)f.replica->acknowledge_fanout(us, eu, j);       // eu got seq 2, but never seq 1
+    const std::uint64_t k1 = f.write("k", start_ms);     // 1
+    const std::uint64_t j = f.write("j", start_ms + 1);  // 2
+    const std::uint64_t k3 = f.write("k", start_ms + 2); // 3 replaces 1 in the queue
+    (void)f.replica->acknowledge_fanout(us, eu, j);      // eu got seq 2, but never seq 1
     REQUIRE(f.replica->remote_acks(us, "k", k1) == 0);
     REQUIRE(f.replica->remote_acks(us, "j", j) == 1);
     REQUIRE_FALSE(f.replica->is_durable(us, "k", k1, ConsistencyLevel::EachQuorum));
@@ -268,7 +267,7 @@ TEST_CASE("wait_durable is woken by another thread's acknowledgement; a timeout 
     REQUIRE_FALSE(f.replica->wait_durable(us, "k", seq, ConsistencyLevel::EachQuorum, 0ms));
     REQUIRE_FALSE(f.replica->wait_durable(us, "k", seq, ConsistencyLevel::EachQuorum, 5ms));
     REQUIRE(f.replica->get("k") == std::optional<std::string>("v")); // still committed
-    REQUIRE(f.replica->pending_fanout_len(us, eu) == 1);               // and still shipping
+    REQUIRE(f.replica->pending_fanout_len(us, eu) == 1);             // and still shipping
     REQUIRE(f.replica->wait_durable(us, "k", seq, ConsistencyLevel::LocalQuorum, 0ms));
 
     // AllQuorum needs two acknowledgements, given by another thread one after the other. The
@@ -302,7 +301,8 @@ TEST_CASE("many waiters, writers and acknowledgers on several threads: every wai
         threads.emplace_back([&, w] {
             for (int i = 0; i < per_writer; ++i) {
                 const std::string key = "k" + std::to_string(w) + "-" + std::to_string(i % 7);
-                const auto outcome = f.replica->put(key, "v", start_ms + static_cast<std::uint64_t>(i));
+                const auto outcome =
+                    f.replica->put(key, "v", start_ms + static_cast<std::uint64_t>(i));
                 const std::uint64_t seq = std::get<Committed>(outcome).seq;
                 if (f.replica->wait_durable(us, key, seq, ConsistencyLevel::AllQuorum, 60s)) {
                     ++durable;
@@ -391,9 +391,7 @@ TEST_CASE("lag and remote acknowledgements agree with a model of every write on 
     for (std::uint32_t seed = 1; seed <= 150; ++seed) {
         CAPTURE(seed);
         std::mt19937 rng(seed);
-        const auto pick = [&](std::size_t n) {
-            return static_cast<std::size_t>(rng() % n);
-        };
+        const auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
         Fixture f(seed % 2 == 0 ? geo::ConflictResolutionMode::LastWriterWins
                                 : geo::ConflictResolutionMode::VectorClock,
                   std::chrono::milliseconds(40 + pick(80)));
@@ -406,8 +404,9 @@ TEST_CASE("lag and remote acknowledgements agree with a model of every write on 
             const std::string& key = keys[pick(keys.size())];
             const std::size_t op = pick(100);
             if (op < 45) {
-                const auto outcome = op < 38 ? f.replica->put(key, "v" + std::to_string(step), clock)
-                                             : f.replica->erase(key, clock);
+                const auto outcome = op < 38
+                                         ? f.replica->put(key, "v" + std::to_string(step), clock)
+                                         : f.replica->erase(key, clock);
                 REQUIRE(is<Committed>(outcome));
                 const std::uint64_t seq = std::get<Committed>(outcome).seq;
                 const std::uint64_t ts = f.replica->get_record(key)->timestamp_ms;
@@ -416,9 +415,8 @@ TEST_CASE("lag and remote acknowledgements agree with a model of every write on 
                 clock = std::max(clock, ts);
             } else if (op < 55) {
                 // ap's write of the key wins and displaces ours (kept queued as a copy).
-                geo::VectorClock vc = f.replica->get_record(key)
-                                          ? f.replica->get_record(key)->clock
-                                          : geo::VectorClock{};
+                geo::VectorClock vc = f.replica->get_record(key) ? f.replica->get_record(key)->clock
+                                                                 : geo::VectorClock{};
                 vc.increment(300);
                 ++ap_seq;
                 (void)f.replica->apply_remote(

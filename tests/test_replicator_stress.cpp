@@ -1147,6 +1147,54 @@ TEST_CASE("with long region ids, a write that throws std::bad_alloc changed noth
         CHECK(injected > 0);
     }
 }
+
+TEST_CASE("without memory for a per-target block, a rewrite never counts a write as held that "
+          "is not, never reads a lag short, and loses nothing",
+          "[stress][alloc]") {
+    // eu acknowledged k's first write, ap did not: the rewrite needs one Missed per target.
+    constexpr std::uint64_t t0 = 1'700'000'000'000;
+    std::size_t injected = 0;
+    for (long n = 0;; ++n) {
+        auto config = geo::ActiveActiveGeoConfig::multi_region(geo_test::us, geo_test::all_regions());
+        ActiveActiveReplicator rep(config, geo_test::all_groups(), [] { return t0 + 1000; });
+        REQUIRE(rep.put("k", "v1", t0).index() == 0);
+        REQUIRE(rep.put("j", "v2", t0 + 1).index() == 0);
+        (void)rep.acknowledge_fanout(geo_test::us, geo_test::eu, 2);
+        fail_countdown = n;
+        bool threw = false;
+        try {
+            (void)rep.put("k", "v3", t0 + 2);
+        } catch (const std::bad_alloc&) {
+            threw = true;
+        }
+        const bool fired = fail_countdown < 0;
+        fail_countdown = -1;
+        if (!fired) {
+            break;
+        }
+        ++injected;
+        INFO("failing allocation #" << n);
+        if (threw) {
+            REQUIRE(rep.remote_acks(geo_test::us, "k", 1) == 1); // nothing changed
+            continue;
+        }
+        // Exact: eu holds k#1 (1 ack), nobody holds k#3; eu misses since t0+2, ap since t0.
+        REQUIRE(rep.remote_acks(geo_test::us, "k", 1) <= 1);
+        REQUIRE(rep.remote_acks(geo_test::us, "k", 3) == 0);
+        REQUIRE(rep.stream_status(geo_test::us, geo_test::eu).lag.count() >= 998);
+        REQUIRE(rep.stream_status(geo_test::us, geo_test::ap).lag.count() >= 1000);
+        for (const auto& target : {geo_test::eu, geo_test::ap}) {
+            const auto batch = rep.peek_fanout(geo_test::us, target);
+            REQUIRE_FALSE(batch.empty());
+            REQUIRE(batch.back().record.value == "v3");
+            (void)rep.acknowledge_fanout(geo_test::us, target, batch.back().seq);
+        }
+        REQUIRE(rep.remote_acks(geo_test::us, "k", 1) == 2);
+        REQUIRE(rep.remote_acks(geo_test::us, "k", 3) == 2);
+        REQUIRE(rep.stream_status(geo_test::us, geo_test::ap).lag.count() == 0);
+    }
+    CHECK(injected > 0);
+}
 #endif // !GEO_REVIEW_TSAN
 
 TEST_CASE("a batch with a mismatched entry changes nothing", "[review]") {

@@ -20,6 +20,7 @@
 #include "config.hpp"
 #include "detail/arguments.hpp"
 #include "detail/failover.hpp"
+#include "detail/purge.hpp"
 #include "detail/replica.hpp"
 #include "detail/snapshot_path.hpp"
 #include "detail/streams.hpp"
@@ -289,10 +290,9 @@ public:
 
     /// Whether the write has the remote acknowledgements `level` asks for (min_remote_acks:
     /// EachQuorum = one peer region, AllQuorum = every peer, the local levels none).
-    [[nodiscard]] bool is_durable(std::string_view source, std::string_view key,
-                                  std::uint64_t seq, ConsistencyLevel level) const {
-        const std::size_t needed = min_remote_acks(level, rep_.regions.size() - 1);
-        return remote_acks(source, key, seq) >= needed;
+    [[nodiscard]] bool is_durable(std::string_view source, std::string_view key, std::uint64_t seq,
+                                  ConsistencyLevel level) const {
+        return Streams::is_durable(rep_, region_index(source), key, seq, level);
     }
 
     /// Blocks until `is_durable` (true) or `timeout` passes (false). Woken by
@@ -301,8 +301,7 @@ public:
     bool wait_durable(std::string_view source, std::string_view key, std::uint64_t seq,
                       ConsistencyLevel level, std::chrono::milliseconds timeout) {
         const std::size_t s = region_index(source); // unknown: throws, never times out
-        const std::size_t needed = min_remote_acks(level, rep_.regions.size() - 1);
-        return acks_.wait(timeout, [&] { return Streams::remote_acks(rep_, s, key, seq) >= needed; });
+        return acks_.wait(timeout, [&] { return Streams::is_durable(rep_, s, key, seq, level); });
     }
 
     // ---- reads ----------------------------------------------------------------------------
@@ -344,10 +343,10 @@ public:
     /// arrives after the purge brings the key back. Never called implicitly; O(keys).
     std::size_t purge_tombstones(std::uint64_t now_ms) {
         const std::optional<std::uint64_t> cutoff = rep_.clock.purge_cutoff(now_ms);
-        return cutoff ? detail::WritePath::purge_tombstones(rep_, *cutoff) : 0;
+        return cutoff ? detail::Purge::tombstones(rep_, *cutoff) : 0;
     }
 
-    /// `purge_tombstones(now_ms)` at this node's physical time (outside a Raft group).
+    /// At this node's physical time (outside a Raft group).
     std::size_t purge_tombstones() { return purge_tombstones(rep_.clock.physical_ms()); }
 
     // ---- snapshots ------------------------------------------------------------------------

@@ -120,6 +120,10 @@ inline std::unique_ptr<geo::ActiveActiveReplicator> populated_replica(geo::Confl
     (void)rep->apply_local_write(eu, "eu:key", "from eu", frozen_ms + 70,
                                  vc ? geo::VectorClock{{200, 1}} : geo::VectorClock{});
     (void)rep->acknowledge_fanout(us, eu, 2); // eu-west-1 has the first two local writes
+    // Rewrites of queued keys: user:1 (eu-west-1 had it, ap-south-1 not: what each misses is
+    // kept per target) and user:3 (neither had it: one record for both).
+    (void)rep->put("user:1", "alice v2");
+    (void)rep->put("user:3", "carol v2");
     return rep;
 }
 

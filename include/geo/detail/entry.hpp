@@ -28,9 +28,9 @@ namespace geo::detail {
 /// write touches two cache lines of its slot.
 ///
 /// Locks: the record fields of a slot are guarded by its key's shard lock, and change only
-/// while the slot is not linked (readers of a queue read linked records under the queue's
-/// lock alone). `prev`, `next` and `linked` are guarded by the lock of the queue of region
-/// `region`. A detached copy belongs to its queue alone.
+/// while the slot is not linked or under its queue's lock too (readers of a queue read linked
+/// records under the queue's lock alone). `prev`, `next` and `linked` are guarded by the lock of
+/// the queue of region `region`. A detached copy belongs to its queue alone.
 struct QueueEntry {
     explicit QueueEntry(std::string_view key_bytes) noexcept : key(key_bytes) {}
     QueueEntry(const QueueEntry&) = delete;

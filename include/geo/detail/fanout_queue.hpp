@@ -84,15 +84,60 @@ public:
         missed_.pushed(entry);
     }
 
+    /// A newer commit of a linked entry's key, written into the entry under this lock (its
+    /// seq and stamp were `old_seq`, `old_ts`): the entry moves to the tail, owed to every
+    /// target again; what each target missed of the old write carries over. unlink + push in
+    /// one pass.
+    void requeue(QueueEntry& entry, std::uint64_t old_seq, std::uint64_t old_ts) noexcept {
+        const std::size_t n = owed_.size();
+        const bool at_tail = tail_ == &entry;
+        std::size_t owing = 0;
+        std::uint64_t owing_mask = 0;
+        for (std::size_t t = 0; t < n; ++t) {
+            QueueEntry*& cursor = cursor_[t];
+            const bool owes_it = cursor == &entry || (cursor != nullptr && cursor->seq <= old_seq);
+            if (t < 64) {
+                owing_mask |= std::uint64_t{owes_it} << t;
+            } else {
+                missed_.set_owed(t, owes_it);
+            }
+            if (owes_it) {
+                ++owing; // owed before and after: its count stays
+                if (cursor == &entry && !at_tail) {
+                    cursor = entry.next;
+                }
+            } else if (t != self_) {
+                ++owed_[t];
+                if (cursor == nullptr) {
+                    cursor = &entry;
+                }
+            }
+        }
+        if (!at_tail) {
+            (entry.prev ? entry.prev->next : head_) = entry.next;
+            entry.next->prev = entry.prev;
+            entry.prev = tail_;
+            entry.next = nullptr;
+            tail_->next = &entry;
+            tail_ = &entry;
+        }
+        missed_.replace(entry, MissedTable::replaced(entry, old_seq, old_ts, owing, owing_mask));
+    }
+
     /// Removes a linked entry, whoever still owes it, to be replaced by the next push (a newer
     /// commit of its key): what each target missed of it carries over to that push.
     void unlink(QueueEntry& entry) noexcept {
         const std::size_t n = owed_.size();
         std::size_t owing = 0;
+        std::uint64_t owing_mask = 0; // targets below 64; a local, so no store aliases the loop
         for (std::size_t t = 0; t < n; ++t) {
             QueueEntry* cursor = cursor_[t];
             const bool owes_it = cursor != nullptr && entry.seq >= cursor->seq;
-            missed_.set_owed(t, owes_it);
+            if (t < 64) {
+                owing_mask |= std::uint64_t{owes_it} << t;
+            } else {
+                missed_.set_owed(t, owes_it);
+            }
             if (owes_it) {
                 --owed_[t]; // at or after t's cursor: it was owed to t
                 ++owing;
@@ -101,7 +146,7 @@ public:
                 cursor_[t] = entry.next;
             }
         }
-        missed_.unlinked(entry, owing);
+        missed_.unlinked(entry, owing, owing_mask);
         (entry.prev ? entry.prev->next : head_) = entry.next;
         (entry.next ? entry.next->prev : tail_) = entry.prev;
         entry.prev = entry.next = nullptr;
@@ -273,8 +318,9 @@ public:
     [[nodiscard]] std::size_t holders(const QueueEntry& entry, std::uint64_t seq) const noexcept {
         std::size_t n = 0;
         for (std::size_t t = 0; t < owed_.size(); ++t) {
-            if (t != self_ && holds(seq, owes(entry, t),
-                                    first_missed(missed(entry, t), entry.seq, entry.timestamp_ms))) {
+            if (t != self_ &&
+                holds(seq, owes(entry, t),
+                      first_missed(missed(entry, t), entry.seq, entry.timestamp_ms))) {
                 ++n;
             }
         }

@@ -26,8 +26,8 @@ namespace geo::detail {
 /// - a block not in use is in `free_blocks_`, whose capacity covers every block;
 /// - unless `oldest_unknown_[t]`, `oldest_[t]` is the pinned Missed with the lowest `from`
 ///   among the entries owed to `t` (none: from 0);
-/// - between unlinked() and the next pushed(), `replaced_` holds the unlinked entry's encoding
-///   and `owes_` which targets owed it.
+/// - between unlinked() and the next pushed(), `carried_` holds the unlinked entry's encoding
+///   and which targets owed it (and owns its block, if any).
 class MissedTable {
 public:
     MissedTable(std::size_t self, std::size_t region_count)
@@ -48,44 +48,56 @@ public:
         }
     }
 
-    /// Whether `t` owed the entry being unlinked (set for every target before unlinked()).
+    /// Whether target `t` >= 64 owed the entry being replaced (before replaced()).
     void set_owed(std::size_t t, bool owed) noexcept { owes_[t] = owed ? 1 : 0; }
 
-    /// `e` left the queue, `owing` targets owed it: the next pushed() replaces it.
-    void unlinked(QueueEntry& e, std::size_t owing) noexcept {
-        if (carrying_) {
-            release_block(replaced_); // never pushed again (the write path always pushes)
-        }
-        replaced_.seq = e.seq;
-        replaced_.timestamp_ms = e.timestamp_ms;
-        replaced_.missed_kind = e.missed_kind; // a block is released once read, in pushed()
-        replaced_.missed_seqs = e.missed_seqs;
-        replaced_.missed_ms = e.missed_ms;
-        owing_ = owing;
-        carrying_ = true;
-        e.missed_kind = 0;
+    /// What replace() needs of an entry being replaced, read before its record changes.
+    struct Replaced {
+        std::uint64_t seq{};
+        std::uint64_t timestamp_ms{};
+        std::uint8_t kind{};
+        std::uint32_t seqs{};
+        std::uint32_t ms{};
+        std::size_t owing{};        ///< how many targets owed it
+        std::uint64_t owing_mask{}; ///< bit t: target t < 64 owed it (from 64 on: set_owed)
+    };
+    [[nodiscard]] static Replaced replaced(const QueueEntry& e, std::uint64_t seq, std::uint64_t ts,
+                                           std::size_t owing, std::uint64_t owing_mask) noexcept {
+        return Replaced{seq, ts, e.missed_kind, e.missed_seqs, e.missed_ms, owing, owing_mask};
     }
 
-    /// `e` joined the queue: a new key's write, or the newer write of the entry just unlinked;
-    /// then each target keeps missing what it missed of that one, unless it had acknowledged
-    /// it.
+    /// `e` left the queue (unlink, drop_copy): the next pushed() is its newer write.
+    void unlinked(QueueEntry& e, std::size_t owing, std::uint64_t owing_mask) noexcept {
+        if (carrying_) {
+            release(carried_); // never pushed again (the write path always pushes)
+        }
+        carried_ = replaced(e, e.seq, e.timestamp_ms, owing, owing_mask);
+        carrying_ = true;
+        e.missed_kind = 0; // its block, if any, now belongs to carried_
+    }
+
+    /// `e` joined the queue: a new key's write, or the newer write of the entry just unlinked.
     void pushed(QueueEntry& e) noexcept {
         e.missed_kind = 0;
-        if (!carrying_) {
-            return;
+        if (carrying_) {
+            carrying_ = false;
+            replace(e, carried_);
         }
-        carrying_ = false;
-        const QueueEntry& old = replaced_;
-        if (owing_ + 1 == n_ && old.missed_kind == 1) {
+    }
+
+    /// `e` (its record already rewritten) replaces `old`: each target keeps missing what it
+    /// missed of `old`, unless it had acknowledged it.
+    void replace(QueueEntry& e, const Replaced& old) noexcept {
+        if (old.owing + 1 == n_ && old.kind == 1) {
             // A hot key nobody acknowledged in between: every target still misses the same
             // write, already noted as a pin; only the deltas move.
-            const Missed m = of(old, 0);
+            const Missed m{old.seq - old.seqs, old.timestamp_ms - old.ms};
             if (m.since_ms <= e.timestamp_ms && fits(e, m)) {
                 encode_uniform(e, m);
                 return;
             }
         }
-        replace(e);
+        replace_general(e, old);
     }
 
     /// `copy` takes `e`'s place in the queue (same seq and stamp: the same encoding holds).
@@ -169,12 +181,12 @@ private:
         }
     }
 
-    /// pushed(), the general case: per target, what it missed of the replaced entry.
-    [[gnu::noinline]] void replace(QueueEntry& e) noexcept {
-        const QueueEntry& old = replaced_;
-        if (owing_ + 1 == n_ && old.missed_kind == 0) {
+    /// replace(), every other case.
+    [[gnu::noinline]] void replace_general(QueueEntry& e, const Replaced& old) noexcept {
+        if (old.owing + 1 == n_ && old.kind == 0) {
             // The key's second write with nobody acknowledging the first: one new pin.
-            const Missed m = after_replace(false, Missed{old.seq, old.timestamp_ms}, e.timestamp_ms);
+            const Missed m =
+                after_replace(false, Missed{old.seq, old.timestamp_ms}, e.timestamp_ms);
             if (fits(e, m)) {
                 encode_uniform(e, m);
                 for (std::size_t t = 0; t < n_; ++t) {
@@ -184,14 +196,33 @@ private:
             }
         }
         for (std::size_t t = 0; t < n_; ++t) {
-            carry_[t] = owes_[t] == 0 ? Missed{}
-                                      : after_replace(false,
-                                                      first_missed(of(old, t), old.seq,
-                                                                   old.timestamp_ms),
-                                                      e.timestamp_ms);
+            const bool owed = t < 64 ? ((old.owing_mask >> t) & 1U) != 0 : owes_[t] != 0;
+            carry_[t] =
+                !owed ? Missed{}
+                      : after_replace(false, first_missed(of(old, t), old.seq, old.timestamp_ms),
+                                      e.timestamp_ms);
         }
-        release_block(replaced_);
+        release(old);
         encode(e);
+    }
+
+    [[nodiscard]] Missed of(const Replaced& old, std::size_t t) const noexcept {
+        switch (old.kind) {
+        case 0:
+            return Missed{};
+        case 1:
+            return Missed{old.seq - old.seqs, old.timestamp_ms - old.ms};
+        case 2:
+            return blocks_[std::size_t{old.seqs} * n_ + t];
+        default:
+            return Missed{1, 0};
+        }
+    }
+
+    void release(const Replaced& old) noexcept {
+        if (old.kind == 2) {
+            free_blocks_.push_back(old.seqs);
+        }
     }
 
     /// Encodes `carry_` (per target) into `e` and notes its pins.
@@ -254,11 +285,10 @@ private:
     std::size_t n_;
     std::vector<Missed> blocks_; ///< n_ per block
     std::vector<std::uint32_t> free_blocks_;
-    QueueEntry replaced_{std::string_view()}; ///< only its seq, stamp and missed fields
-    std::vector<std::uint8_t> owes_;
-    std::size_t owing_{};
+    Replaced carried_; ///< from unlinked() to the next pushed()
     bool carrying_{};
-    std::vector<Missed> carry_; ///< per target: scratch of pushed() and restore()
+    std::vector<std::uint8_t> owes_; ///< per target from 64 on: it owed the entry replaced
+    std::vector<Missed> carry_;      ///< per target: scratch of pushed() and restore()
     mutable std::vector<Missed> oldest_;
     mutable std::vector<std::uint8_t> oldest_unknown_;
 };

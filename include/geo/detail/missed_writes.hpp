@@ -51,12 +51,14 @@ struct Missed {
 }
 
 /// How long a write stamped `since_ms` has been missing at `now_ms`; never negative.
-[[nodiscard]] constexpr std::uint64_t lag_ms(std::uint64_t now_ms, std::uint64_t since_ms) noexcept {
+[[nodiscard]] constexpr std::uint64_t lag_ms(std::uint64_t now_ms,
+                                             std::uint64_t since_ms) noexcept {
     return now_ms > since_ms ? now_ms - since_ms : 0;
 }
 
 /// `lag > max_lag`, exact at every magnitude (no conversion that could overflow).
-[[nodiscard]] constexpr bool is_stale(std::uint64_t lag, std::chrono::nanoseconds max_lag) noexcept {
+[[nodiscard]] constexpr bool is_stale(std::uint64_t lag,
+                                      std::chrono::nanoseconds max_lag) noexcept {
     if (max_lag.count() < 0) {
         return true;
     }

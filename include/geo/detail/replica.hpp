@@ -86,8 +86,8 @@ struct Replica {
 
     /// `read(slot)` of `key`'s slot under its shard lock, or an empty Result without one.
     template <class Read>
-    [[nodiscard]] auto read(std::string_view key, Read&& read) const -> decltype(read(
-        std::declval<const Slot&>())) {
+    [[nodiscard]] auto read(std::string_view key, Read&& read) const
+        -> decltype(read(std::declval<const Slot&>())) {
         const std::size_t hash = keys.hash(key);
         const KeyShard& shard = keys.shard_for(hash);
         std::lock_guard<SpinMutex> lock(shard.mutex());

@@ -79,9 +79,7 @@ inline void read_region_record(BodyReader& reader, const Replica& rep, QueueEntr
 inline void put_missed(ByteBuffer& buf, const FanoutQueue& queue, const QueueEntry& e,
                        std::size_t self) {
     const std::size_t n = queue.region_count();
-    const auto of = [&](std::size_t t) {
-        return queue.owes(e, t) ? queue.missed(e, t) : Missed{};
-    };
+    const auto of = [&](std::size_t t) { return queue.owes(e, t) ? queue.missed(e, t) : Missed{}; };
     const Missed common = of(self == 0 ? 1 : 0);
     bool uniform = true;
     for (std::size_t t = 0; t < n; ++t) {
@@ -118,8 +116,8 @@ inline bool read_missed(BodyReader& reader, const QueueEntry& e, std::size_t sel
         }
         Missed m{reader.u64(), reader.u64()};
         // A pin is an earlier write of the key, stamped no later than the entry.
-        if ((form == 1 && !m.pinned()) || (m.pinned() && (m.from >= e.seq ||
-                                                            m.since_ms > e.timestamp_ms)) ||
+        if ((form == 1 && !m.pinned()) ||
+            (m.pinned() && (m.from >= e.seq || m.since_ms > e.timestamp_ms)) ||
             (!m.pinned() && m.since_ms != 0)) {
             throw ParseError("snapshot: corrupt (missed writes of a queue entry)");
         }

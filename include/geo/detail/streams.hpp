@@ -75,8 +75,13 @@ struct Streams {
     /// The stream from `s` to `t` at `now_ms` (a region is never behind itself).
     [[nodiscard]] static StreamStatus status(const Replica& rep, std::size_t s, std::size_t t,
                                              std::uint64_t now_ms) {
-        StreamStatus status{rep.config.regions[s], rep.config.regions[t], 0, 0, 0,
-                            std::chrono::milliseconds(0), false};
+        StreamStatus status{rep.config.regions[s],
+                            rep.config.regions[t],
+                            0,
+                            0,
+                            0,
+                            std::chrono::milliseconds(0),
+                            false};
         const RegionState& state = *rep.regions[s];
         std::lock_guard<SpinMutex> lock(state.queue.mutex());
         status.last_seq = state.stream.seq();
@@ -125,6 +130,10 @@ struct Streams {
                                       ? slot
                                       : state.queue.copy_of(key);
         return entry != nullptr ? state.queue.holders(*entry, seq) : rep.regions.size() - 1;
+    }
+    [[nodiscard]] static bool is_durable(const Replica& rep, std::size_t s, std::string_view key,
+                                         std::uint64_t seq, ConsistencyLevel level) {
+        return remote_acks(rep, s, key, seq) >= min_remote_acks(level, rep.regions.size() - 1);
     }
 };
 

@@ -113,6 +113,9 @@ struct WritePath {
         GeoWriteOutcome outcome = committed(rep, r, 0);
 
         std::unique_lock<SpinMutex> queue_lock;
+        bool requeue = false; // the slot stays linked in this region's queue, moved at the end
+        std::uint64_t old_seq = 0;
+        std::uint64_t old_ts = 0;
         if (slot == nullptr) {
             SlotPtr fresh(new_entry<Slot>(key));
             fresh->value.assign(value);
@@ -121,7 +124,10 @@ struct WritePath {
             queue_lock = std::unique_lock<SpinMutex>(state.queue.mutex());
         } else {
             // A write another region still owes its peers stays queued as a copy.
-            detach_for_rewrite(rep, *slot, value.size(), slot->region != r, r, queue_lock);
+            old_seq = slot->seq;
+            old_ts = slot->timestamp_ms;
+            requeue =
+                detach_for_rewrite(rep, *slot, value.size(), slot->region != r, r, queue_lock);
             if (!queue_lock.owns_lock()) {
                 queue_lock = std::unique_lock<SpinMutex>(state.queue.mutex());
             }
@@ -137,7 +143,9 @@ struct WritePath {
             rep.clock.observe(r, ts); // a stamp or lift is applied state too (snapshots)
         }
         store(*slot, r, ts, clock, value, seq, deleted);
-        if (rep.has_peers()) {
+        if (requeue) {
+            state.queue.requeue(*slot, old_seq, old_ts); // no copy of the key: it is linked
+        } else if (rep.has_peers()) {
             state.queue.drop_copy(key);
             state.queue.push(*slot);
         }
@@ -226,18 +234,6 @@ struct WritePath {
         return result;
     }
 
-    /// Removes tombstones stamped at or below `cutoff` that no queue here still owes.
-    static std::size_t purge_tombstones(Replica& rep, std::uint64_t cutoff) {
-        std::size_t purged = 0;
-        rep.keys.for_each_shard([&](KeyShard& shard) {
-            std::lock_guard<SpinMutex> lock(shard.mutex());
-            purged += shard.erase_if([&](const Slot& slot) {
-                return slot.deleted && slot.timestamp_ms <= cutoff && !owes(rep, slot);
-            });
-        });
-        return purged;
-    }
-
 private:
     [[noreturn]] static void throw_exhausted(const Replica& rep, std::size_t r) {
         throw Error("region '" + rep.config.regions[r] +
@@ -251,27 +247,14 @@ private:
         std::optional<ConflictEvent> for_listeners;
     };
 
-    /// Whether some queue here still holds a write of this key: the slot itself, or a copy of
-    /// a write the slot's record displaced (shipping that copy after the tombstone is gone
-    /// could revive the key at a peer that also purged it). Caller holds the key's shard.
-    [[nodiscard]] static bool owes(const Replica& rep, const Slot& slot) {
-        for (std::size_t r = 0; r < rep.regions.size(); ++r) {
-            const FanoutQueue& queue = rep.regions[r]->queue;
-            std::lock_guard<SpinMutex> lock(queue.mutex());
-            if ((r == slot.region && slot.is_linked()) || queue.holds_copy(slot.key)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
     // Readers of a queue see the record of a linked slot, so it may change only after the
-    // slot is unlinked. Capacity for the new value is reserved first, while the slot still
-    // sits in its queue: if that allocation fails, nothing has changed. With `keep_owed` (a
-    // remote write displaces the record) a still-owed write is replaced in its queue by a
-    // copy. With `keep_locked_region` equal to the slot's region, that queue's lock is handed
-    // back in `keep_lock`.
-    static void detach_for_rewrite(Replica& rep, Slot& slot, std::size_t value_size, bool keep_owed,
+    // slot is unlinked, or under that queue's lock. Capacity for the new value is reserved
+    // first, while the slot still sits in its queue: if that allocation fails, nothing has
+    // changed. With `keep_owed` (a remote write displaces the record) a still-owed write is
+    // replaced in its queue by a copy. With `keep_locked_region` equal to the slot's region,
+    // that queue's lock is handed back in `keep_lock`, and a linked slot stays linked (the
+    // caller rewrites it under that lock and requeues it): returns true then.
+    static bool detach_for_rewrite(Replica& rep, Slot& slot, std::size_t value_size, bool keep_owed,
                                    std::optional<std::size_t> keep_locked_region,
                                    std::unique_lock<SpinMutex>& keep_lock) {
         const std::size_t r = slot.region;
@@ -284,16 +267,20 @@ private:
         if (slot.value.capacity() < value_size) {
             slot.value.reserve(value_size);
         }
+        bool requeue = false;
         if (!slot.is_linked()) {
             // nothing to do in the queue
         } else if (keep_owed) {
             queue.keep_copy(slot, copy_entry(slot));
+        } else if (keep) {
+            requeue = true;
         } else {
             queue.unlink(slot);
         }
         if (keep) {
             keep_lock = std::move(lock);
         }
+        return requeue;
     }
 
     /// The outcome of a write that lost to `winner`, with its conflict logged. (A function of
