@@ -5,6 +5,8 @@
 #
 #   bash scripts/run-cluster.sh            # the default run (several fault rounds)
 #   bash scripts/run-cluster.sh --quick    # one fault round, under 3 minutes on 2 cores
+#   bash scripts/run-cluster.sh --c1       # no faults: writes/s with geo vs a no-op state
+#                                          # machine, and the lag between regions (BENCHMARKS.md C1)
 #
 # Faults: kill -9 of leaders and followers with restart from their data directories; a
 # partition of one region from the others (through a fault-injecting TCP proxy, see
@@ -17,10 +19,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 rounds=5
 workload_seconds=170
-if [ "${1:-}" = "--quick" ]; then
+c1=false
+case "${1:-}" in
+--quick)
     rounds=1
     workload_seconds=55
-fi
+    ;;
+--c1) c1=true ;;
+"") ;;
+*)
+    echo "usage: $0 [--quick | --c1]" >&2
+    exit 2
+    ;;
+esac
 
 bash scripts/install-deps.sh libraft-dev libuv1-dev pkg-config python3
 
@@ -51,8 +62,8 @@ regions=(us-east eu-west ap-south)
     echo "rule each e: eu-west EachQuorum"
     echo "rule all q: ap-south AllQuorum"
     echo "default LocalQuorum"
-    # Every region reaches the other regions' nodes through the proxy.
-    for ri in 0 1 2; do
+    # Every region reaches the other regions' nodes through the proxy (none for C1).
+    $c1 || for ri in 0 1 2; do
         for id in 1 2 3 4 5 6 7 8 9; do
             if [ $(((id - 1) / 3)) -ne "$ri" ]; then
                 echo "link ${regions[$ri]} $id 127.0.0.1:$((base + 200 + ri * 10 + id))"
@@ -101,6 +112,32 @@ follower_of() {
         fi
     done
 }
+
+if $c1; then
+    # The same cluster and clients twice: geo in the apply path, then a state machine that
+    # ignores every command (so nothing is shipped either). Three rounds each, alternating, as
+    # this machine's load moves between runs.
+    for round in 1 2 3; do
+        for mode in geo noop; do
+            rm -rf "$work/data"
+            for id in 1 2 3 4 5 6 7 8 9; do
+                if [ "$mode" = noop ]; then
+                    "$node_bin" --cluster "$conf" --id "$id" --data "$work/data/n$id" --noop \
+                        >>"$work/logs/n$id.log" 2>&1 &
+                else
+                    "$node_bin" --cluster "$conf" --id "$id" --data "$work/data/n$id" \
+                        >>"$work/logs/n$id.log" 2>&1 &
+                fi
+                pid[$id]=$!
+            done
+            for r in "${regions[@]}"; do leader_of "$r" >/dev/null; done
+            "${tool[@]}" bench "$conf" --seconds 15 --label "$mode" \
+                --samples "$work/lag-$mode-$round.txt" --rates "$work/rate-$mode-$round.txt"
+            for id in 1 2 3 4 5 6 7 8 9; do kill_node "$id"; done
+        done
+    done
+    exit 0
+fi
 
 start_time=$SECONDS
 "${tool[@]}" proxy "$conf" "$cut" >"$work/logs/proxy.log" 2>&1 &

@@ -5,6 +5,7 @@
   cluster_tool.py leader   CONF REGION                     the leader's node id (waits for one)
   cluster_tool.py proxy    CONF CUT_FILE                   the fault-injecting proxy of 'link' lines
   cluster_tool.py workload CONF --seconds S --history FILE [--clients N] [--seed N] [--stop FILE]
+  cluster_tool.py bench    CONF [--seconds S] [--clients N] [--samples F] [--rates F]
   cluster_tool.py settle   CONF --lost REGION,... [--timeout S]
   cluster_tool.py check    CONF --history FILE --lost REGION,...
 
@@ -80,7 +81,7 @@ def ask(address, lines, timeout=3.0):
 
 def parse_status(line):
     fields = dict(kv.split("=", 1) for kv in line.split()[1:])
-    for name in ("owed", "available"):
+    for name in ("owed", "lag", "available"):
         fields[name] = {r: int(n) for r, n in
                         (p.split(":") for p in fields[name].split(",") if p)}
     return fields
@@ -277,6 +278,83 @@ def cmd_workload(args):
     print("workload: " + " ".join("%s=%d" % kv for kv in sorted(counts.items())), flush=True)
 
 
+# ---- C1: throughput and lag --------------------------------------------------------------------
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else 0
+
+
+def cmd_bench(args):
+    """Clients write local keys (LocalQuorum, so Raft commit is the only wait) as fast as they
+    are answered, spread over every node; a sampler reads every leader's per-stream lag
+    (stream_status) every 100 ms. Prints writes/s and the lag's p50/p99; --samples writes
+    'time stream lag_ms' lines and --rates 'second writes' lines for plotting."""
+    conf = Conf(args.conf)
+    stop_at = time.time() + args.seconds
+    start = time.time()
+    ok = [0]
+    per_second = {}
+    lock = threading.Lock()
+    samples = []
+
+    def client(cid):
+        ids = sorted(conf.nodes)
+        node_id = ids[cid % len(ids)]
+        conn, n = None, 0
+        while time.time() < stop_at:
+            if conn is None:
+                try:
+                    s = socket.create_connection(split_address(conf.nodes[node_id]["client"]),
+                                                 timeout=10)
+                    conn = s.makefile("rw")
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+            n += 1
+            try:
+                conn.write("PUT k%d c%dn%d\n" % (n % args.keys, cid, n))
+                conn.flush()
+                answer = conn.readline()
+            except OSError:
+                answer = ""
+            if not answer:
+                conn = None
+            elif answer.startswith("OK "):
+                with lock:
+                    ok[0] += 1
+                    second = int(time.time() - start)
+                    per_second[second] = per_second.get(second, 0) + 1
+
+    def sampler():
+        while time.time() < stop_at:
+            t = time.time() - start
+            for s in statuses(conf).values():
+                if s["role"] == "leader":
+                    for target, lag in s["lag"].items():
+                        samples.append((t, "%s->%s" % (s["region"], target), lag))
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
+    threads.append(threading.Thread(target=sampler))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lags = [lag for _, _, lag in samples]
+    print("bench %s: writes/s=%.0f lag_ms p50=%d p99=%d max=%d (%d samples)" % (
+        args.label, ok[0] / args.seconds, percentile(lags, 0.5), percentile(lags, 0.99),
+        max(lags or [0]), len(lags)), flush=True)
+    if args.samples:
+        with open(args.samples, "w") as f:
+            for t, stream, lag in samples:
+                f.write("%.2f %s %d\n" % (t, stream, lag))
+    if args.rates:
+        with open(args.rates, "w") as f:
+            for second in sorted(per_second):
+                f.write("%d %d\n" % (second, per_second[second]))
+
+
 # ---- settle and check ---------------------------------------------------------------------------
 
 def cmd_settle(args):
@@ -422,6 +500,14 @@ def main():
     p.add_argument("--think-ms", type=float, default=5)
     p.add_argument("--request-timeout", type=float, default=15)
     p.add_argument("--stop", default="")
+    p = sub.add_parser("bench")
+    p.add_argument("conf")
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--clients", type=int, default=9)
+    p.add_argument("--keys", type=int, default=1000)
+    p.add_argument("--label", default="")
+    p.add_argument("--samples", default="")
+    p.add_argument("--rates", default="")
     p = sub.add_parser("settle")
     p.add_argument("conf")
     p.add_argument("--lost", default="")
@@ -432,7 +518,7 @@ def main():
     p.add_argument("--lost", default="")
     args = parser.parse_args()
     handler = {"status": cmd_status, "leader": cmd_leader, "proxy": cmd_proxy,
-               "workload": cmd_workload, "settle": cmd_settle, "check": cmd_check}
+               "workload": cmd_workload, "bench": cmd_bench, "settle": cmd_settle, "check": cmd_check}
     sys.exit(handler[args.command](args) or 0)
 
 

@@ -4,7 +4,7 @@
 // the libuv loop thread, so nothing here takes a lock.
 //
 //   geo_cluster_node --cluster FILE --id N --data DIR [--clock-offset-ms MS]
-//                    [--durable-timeout-ms MS] [--noop]
+//                    [--durable-timeout-ms MS] [--ship-interval-ms MS] [--noop]
 
 #include "cluster_config.hpp"
 #include "entry_codec.hpp"
@@ -14,6 +14,7 @@
 #include <geo/geo.hpp>
 #include <geo/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -46,6 +47,7 @@ struct Options {
     std::uint64_t id = 0;
     std::int64_t clock_offset_ms = 0;       ///< added to this process's wall clock (skew fault)
     std::uint64_t durable_timeout_ms = 5000; ///< how long a write waits for remote acks
+    std::uint64_t ship_interval_ms = 20;     ///< least time between two batches of a stream
     bool noop = false; ///< the state machine ignores commands (C1's baseline)
 };
 
@@ -133,7 +135,9 @@ private:
         try {
             std::ostringstream out;
             auto* node = static_cast<Node*>(fsm->data);
-            if (!node->opt_.noop) {
+            if (node->opt_.noop) {
+                out << "noop-fsm"; // raft 0.15 fails to store an empty snapshot, and retries
+            } else {
                 node->rep_->snapshot(out);
             }
             const std::string bytes = out.str();
@@ -142,7 +146,7 @@ private:
                 return RAFT_NOMEM;
             }
             array[0].len = bytes.size();
-            array[0].base = raft_malloc(bytes.empty() ? 1 : bytes.size());
+            array[0].base = raft_malloc(bytes.size());
             if (array[0].base == nullptr) {
                 raft_free(array);
                 return RAFT_NOMEM;
@@ -231,14 +235,17 @@ private:
         std::size_t window = 1;          ///< batches in flight allowed (1 after a reset)
         std::map<std::uint64_t, std::uint64_t> in_flight; ///< tag -> time sent
         std::uint64_t next_tag = 1;
-        std::uint64_t ack_proposed = 0;  ///< highest acknowledgement this leader proposed
+        std::uint64_t ack_wanted = 0;    ///< highest seq the target said it applied
+        std::uint64_t ack_sent = 0;      ///< highest acknowledgement committed by this leader
+        bool ack_in_flight = false;      ///< one at a time: later answers fold into the next
         std::uint64_t retry_at_ms = 0;
+        std::uint64_t last_batch_ms = 0;
     };
     void pump(Shipper& s);
     void pump_all();
     void shipper_reply(Shipper& s, const std::string& line);
     void reset_stream(Shipper& s, std::uint64_t delay_ms);
-    void propose_ack(Shipper& s, std::uint64_t seq);
+    void propose_ack(Shipper& s);
 
     // ---- periodic work ----------------------------------------------------------------------
     static void on_tick(uv_timer_t* timer) { static_cast<Node*>(timer->data)->tick(); }
@@ -693,21 +700,22 @@ std::string Node::status_line() {
     char digest[32];
     std::snprintf(digest, sizeof digest, "%016llx",
                   static_cast<unsigned long long>(rep_->records_digest()));
-    std::string owed, avail;
+    std::string owed, avail, lag;
     for (const auto& region : cfg_.regions) {
         if (region == local_) {
             continue;
         }
-        owed += (owed.empty() ? "" : ",") + region + ":" +
-                std::to_string(rep_->pending_fanout_len(local_, region));
-        avail += (avail.empty() ? "" : ",") + region + ":" +
-                 (rep_->region_available(region) ? "1" : "0");
+        const auto stream = rep_->stream_status(local_, region);
+        const char* comma = owed.empty() ? "" : ",";
+        owed += comma + region + ":" + std::to_string(stream.owed);
+        lag += comma + region + ":" + std::to_string(stream.lag.count());
+        avail += comma + region + ":" + (rep_->region_available(region) ? "1" : "0");
     }
     return "STATUS id=" + std::to_string(self_->id) + " region=" + local_ + " role=" + role +
            " leader=" + std::to_string(leader) + " applied=" +
            std::to_string(raft_last_applied(&raft_)) + " records=" +
            std::to_string(rep_->record_count()) + " digest=" + digest + " owed=" + owed +
-           " available=" + avail;
+           " lag=" + lag + " available=" + avail;
 }
 
 // ---- durability -------------------------------------------------------------------------------
@@ -760,20 +768,26 @@ void Node::reset_stream(Shipper& s, std::uint64_t delay_ms) {
     s.retry_at_ms = wall_ms() + delay_ms;
 }
 
-void Node::propose_ack(Shipper& s, std::uint64_t seq) {
-    if (seq <= s.ack_proposed) {
+// One acknowledgement in flight per stream: answers that arrive meanwhile fold into the next,
+// so acknowledgements cost a log entry per round trip, not per batch.
+void Node::propose_ack(Shipper& s) {
+    if (s.ack_in_flight || s.ack_wanted <= s.ack_sent) {
         return;
     }
-    s.ack_proposed = seq;
+    const std::uint64_t seq = s.ack_wanted;
     const std::string target = s.target;
+    s.ack_in_flight = true;
     const int rv = propose("A " + target + " " + std::to_string(seq),
-                           [this, target](int status, const ApplyResult*) {
-                               if (status != 0) {
-                                   shippers_[target].ack_proposed = 0; // propose again
+                           [this, target, seq](int status, const ApplyResult*) {
+                               Shipper& sh = shippers_[target];
+                               sh.ack_in_flight = false;
+                               if (status == 0) {
+                                   sh.ack_sent = std::max(sh.ack_sent, seq);
                                }
+                               propose_ack(sh);
                            });
     if (rv != 0) {
-        s.ack_proposed = 0;
+        s.ack_in_flight = false; // retried on the next answer or tick
     }
 }
 
@@ -786,9 +800,10 @@ void Node::shipper_reply(Shipper& s, const std::string& line) {
         const std::uint64_t tag = to_u64(words[1]);
         const std::uint64_t seq = to_u64(words[2]);
         s.in_flight.erase(tag);
-        propose_ack(s, seq); // the target holds our stream up to seq either way
+        s.ack_wanted = std::max(s.ack_wanted, seq); // the target holds our stream up to seq
+        propose_ack(s);
         if (words[0] == "APPLIED") {
-            s.window = 4;
+            s.window = 2; // pipelined; writes meanwhile gather into the next batch
         } else {
             reset_stream(s, 0);
         }
@@ -838,7 +853,9 @@ void Node::pump(Shipper& s) {
     if (!s.link->is_connected()) {
         return;
     }
-    while (s.in_flight.size() < s.window) {
+    // Under load, writes gather for ship_interval_ms into one batch: every batch is a log entry
+    // in the target region and an acknowledgement in ours.
+    while (s.in_flight.size() < s.window && wall_ms() >= s.last_batch_ms + opt_.ship_interval_ms) {
         const auto batch = rep_->peek_fanout(local_, s.target, 256, s.sent_upto);
         if (batch.empty()) {
             break;
@@ -847,12 +864,14 @@ void Node::pump(Shipper& s) {
         s.link->send("BATCH " + local_ + " " + std::to_string(tag) + " " +
                      geo::to_json_text(batch));
         s.in_flight[tag] = wall_ms();
+        s.last_batch_ms = wall_ms();
         s.sent_upto = batch.back().seq;
     }
 }
 
 void Node::pump_all() {
     for (auto& [region, s] : shippers_) {
+        propose_ack(s);
         pump(s);
     }
 }
@@ -869,7 +888,9 @@ void Node::tick() {
                 s.link->close();
             }
             reset_stream(s, 0);
-            s.ack_proposed = 0;
+            s.ack_wanted = 0;
+            s.ack_sent = 0;
+            s.ack_in_flight = false;
         }
         was_leader_ = leader;
     }
@@ -907,6 +928,8 @@ bool parse_options(int argc, char** argv, Options& opt) {
             opt.clock_offset_ms = std::stoll(value());
         } else if (arg == "--durable-timeout-ms") {
             opt.durable_timeout_ms = std::stoull(value());
+        } else if (arg == "--ship-interval-ms") {
+            opt.ship_interval_ms = std::stoull(value());
         } else if (arg == "--noop") {
             opt.noop = true;
         } else {
@@ -924,7 +947,8 @@ int main(int argc, char** argv) {
     try {
         if (!parse_options(argc, argv, opt)) {
             std::cerr << "usage: geo_cluster_node --cluster FILE --id N --data DIR"
-                         " [--clock-offset-ms MS] [--durable-timeout-ms MS] [--noop]\n";
+                         " [--clock-offset-ms MS] [--durable-timeout-ms MS]"
+                         " [--ship-interval-ms MS] [--noop]\n";
             return 2;
         }
         uv_loop_t* loop = uv_default_loop();
