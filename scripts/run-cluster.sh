@@ -5,6 +5,7 @@
 #
 #   bash scripts/run-cluster.sh            # the default run (several fault rounds)
 #   bash scripts/run-cluster.sh --quick    # one fault round, under 3 minutes on 2 cores
+#   bash scripts/run-cluster.sh --quick --plot  # also draws build-cluster/run/cluster.png
 #   bash scripts/run-cluster.sh --c1       # no faults: writes/s with geo vs a no-op state
 #                                          # machine, and the lag between regions (BENCHMARKS.md C1)
 #
@@ -20,6 +21,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rounds=5
 workload_seconds=170
 c1=false
+plot=false
+if [ "${2:-}" = "--plot" ] || [ "${1:-}" = "--plot" ]; then
+    plot=true # also sample every stream's lag and draw build-cluster/run/cluster.png
+    [ "${1:-}" != "--plot" ] || shift
+fi
 case "${1:-}" in
 --quick)
     rounds=1
@@ -28,12 +34,14 @@ case "${1:-}" in
 --c1) c1=true ;;
 "") ;;
 *)
-    echo "usage: $0 [--quick | --c1]" >&2
+    echo "usage: $0 [--quick | --c1] [--plot]" >&2
     exit 2
     ;;
 esac
 
-bash scripts/install-deps.sh libraft-dev libuv1-dev pkg-config python3
+extra=()
+! $plot || extra=(gnuplot-nox)
+bash scripts/install-deps.sh libraft-dev libuv1-dev pkg-config python3 ${extra[@]+"${extra[@]}"}
 
 build="build-cluster/run-cluster-build"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEO_BUILD_TESTS=OFF \
@@ -77,6 +85,11 @@ declare -A offset=([2]=4000 [6]=-3000 [8]=2500)
 declare -A pid=()
 
 log() { echo "[$(date +%T)] $*"; }
+# A fault, logged and kept with its time for the plot.
+event() {
+    log "$1"
+    echo "$(date +%s.%N) $2" >>"$work/events.txt"
+}
 
 start_node() {
     "$node_bin" --cluster "$conf" --id "$1" --data "$work/data/n$1" \
@@ -94,7 +107,9 @@ kill_node() {
 
 proxy_pid=""
 workload_pid=""
+sampler_pid=""
 cleanup() {
+    [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
     for id in "${!pid[@]}"; do kill_node "$id"; done
     [ -z "$proxy_pid" ] || kill "$proxy_pid" 2>/dev/null || true
     [ -z "$workload_pid" ] || kill "$workload_pid" 2>/dev/null || true
@@ -145,7 +160,12 @@ proxy_pid=$!
 for id in 1 2 3 4 5 6 7 8 9; do start_node "$id"; done
 for r in "${regions[@]}"; do log "$r: leader is node $(leader_of "$r")"; done
 
-log "workload: ${workload_seconds}s, 6 clients"
+if $plot; then
+    "${tool[@]}" sample "$conf" --out "$work/lag.txt" &
+    sampler_pid=$!
+fi
+: >"$work/events.txt"
+event "workload: ${workload_seconds}s, 8 clients (2 per consistency level)" "start"
 "${tool[@]}" workload "$conf" --seconds "$workload_seconds" --history "$work/history.jsonl" &
 workload_pid=$!
 
@@ -154,28 +174,28 @@ for ((round = 1; round <= rounds; round++)); do
     sleep 5
     r="${regions[$((round % 2))]}" # us-east and eu-west take turns
     id="$(leader_of "$r")"
-    log "kill -9 leader node $id of $r"
+    event "kill -9 leader node $id of $r" "kill leader $id"
     kill_node "$id"
     sleep 3
-    log "restart node $id from its data directory"
+    event "restart node $id from its data directory" "restart $id"
     start_node "$id"
     faults+=("kill -9 leader $id ($r)")
 
     sleep 3
     r="${regions[$(((round + 1) % 2))]}"
     id="$(follower_of "$r")"
-    log "kill -9 follower node $id of $r"
+    event "kill -9 follower node $id of $r" "kill follower $id"
     kill_node "$id"
     sleep 3
-    log "restart node $id"
+    event "restart node $id" "restart $id"
     start_node "$id"
     faults+=("kill -9 follower $id ($r)")
 
     sleep 2
-    log "partition ap-south from the other regions"
+    event "partition ap-south from the other regions" "partition ap-south"
     echo ap-south >"$cut"
     sleep 10
-    log "heal the partition"
+    event "heal the partition" "heal"
     : >"$cut"
     faults+=("partition ap-south 10s")
 done
@@ -184,10 +204,10 @@ done
 # acknowledged at LocalAsync/LocalQuorum are counted apart; EachQuorum/AllQuorum ones must not
 # have been acknowledged at all.
 sleep 4
-log "partition ap-south again"
+event "partition ap-south again" "partition ap-south"
 echo ap-south >"$cut"
 sleep 6
-log "lose region ap-south for good while partitioned (kill -9 of its three nodes)"
+event "lose region ap-south for good while partitioned (kill -9 of its three nodes)" "lose ap-south"
 for id in 7 8 9; do kill_node "$id"; done
 : >"$cut"
 faults+=("loss of region ap-south while partitioned")
@@ -199,4 +219,10 @@ settle_status=0
 "${tool[@]}" settle "$conf" --lost ap-south --timeout 90 || settle_status=$?
 log "faults: $(printf '%s; ' "${faults[@]}")clock skew on nodes 2 (+4s), 6 (-3s), 8 (+2.5s)"
 log "run took $((SECONDS - start_time))s"
+if $plot; then
+    kill "$sampler_pid" 2>/dev/null || true
+    sampler_pid=""
+    "${tool[@]}" plot --lag "$work/lag.txt" --history "$work/history.jsonl" \
+        --events "$work/events.txt" --png "$work/cluster.png"
+fi
 "${tool[@]}" check "$conf" --history "$work/history.jsonl" --lost ap-south

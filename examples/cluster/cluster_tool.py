@@ -6,6 +6,8 @@
   cluster_tool.py proxy    CONF CUT_FILE                   the fault-injecting proxy of 'link' lines
   cluster_tool.py workload CONF --seconds S --history FILE [--clients N] [--seed N] [--stop FILE]
   cluster_tool.py bench    CONF [--seconds S] [--clients N] [--samples F] [--rates F]
+  cluster_tool.py sample   CONF --out FILE                every leader's stream lag, 5 times a second
+  cluster_tool.py plot     --lag F --history F --events F --png F
   cluster_tool.py settle   CONF --lost REGION,... [--timeout S]
   cluster_tool.py check    CONF --history FILE --lost REGION,...
 
@@ -223,8 +225,10 @@ def cmd_workload(args):
     and log every request with its answer (JSON lines)."""
     conf = Conf(args.conf)
     rng = random.Random(args.seed)
+    # Each client keeps to one key class (one consistency level), so a client stuck waiting
+    # for acknowledgements a partition withholds does not stall the other levels' clients.
     prefixes = ["k"] + [prefix for prefix, _, _ in conf.rules]
-    keys = ["%s%d" % (p, i) for p in prefixes for i in range(args.keys)]
+    classes = [["%s%d" % (p, i) for i in range(args.keys)] for p in prefixes]
     history = open(args.history, "w")
     lock = threading.Lock()
     stop_at = time.time() + args.seconds
@@ -232,6 +236,7 @@ def cmd_workload(args):
 
     def client(cid):
         r = random.Random(rng.random())
+        keys = classes[cid % len(classes)]
         conn, node_id, n = None, None, 0
         while time.time() < stop_at and not (args.stop and os.path.exists(args.stop)):
             if conn is None:
@@ -353,6 +358,80 @@ def cmd_bench(args):
         with open(args.rates, "w") as f:
             for second in sorted(per_second):
                 f.write("%d %d\n" % (second, per_second[second]))
+
+
+def cmd_sample(args):
+    """Every 200 ms, each reachable leader's per-stream lag and owed count, as
+    'epoch_seconds source->target lag_ms owed' lines, until killed or --seconds pass."""
+    conf = Conf(args.conf)
+    end = time.time() + args.seconds
+    with open(args.out, "w") as f:
+        while time.time() < end:
+            t = time.time()
+            for s in statuses(conf).values():
+                if s["role"] == "leader":
+                    for target, lag in s["lag"].items():
+                        f.write("%.2f %s->%s %d %d\n" % (t, s["region"], target, lag,
+                                                          s["owed"][target]))
+            f.flush()
+            time.sleep(max(0.0, 0.2 - (time.time() - t)))
+
+
+def cmd_plot(args):
+    """A PNG (gnuplot) of each stream's lag and the acknowledged writes per second over time,
+    with the run's faults marked."""
+    import subprocess
+    lag = [line.split() for line in open(args.lag)]
+    history = [json.loads(line) for line in open(args.history)]
+    events = [line.rstrip("\n").split(" ", 1) for line in open(args.events)]
+    t0 = min([float(e[0]) for e in events] + [float(r[0]) for r in lag])
+    out_dir = os.path.dirname(os.path.abspath(args.png))
+    streams = sorted({r[1] for r in lag})
+    files = []
+    for i, stream in enumerate(streams):
+        path = os.path.join(out_dir, "plot-lag-%d.dat" % i)
+        with open(path, "w") as f:
+            for r in lag:
+                if r[1] == stream:
+                    f.write("%.2f %s\n" % (float(r[0]) - t0, r[2]))
+        files.append((path, stream))
+    rate = {}
+    for h in history:
+        if h["answer"].startswith("OK "):
+            second = int(h["t1"] - t0)
+            rate[(h["level"], second)] = rate.get((h["level"], second), 0) + 1
+    last = max([sec for _, sec in rate] or [0])
+    rate_path = os.path.join(out_dir, "plot-rate.dat")
+    with open(rate_path, "w") as f:
+        for second in range(0, last + 1):
+            f.write("%d %s\n" % (second, " ".join(str(rate.get((lv, second), 0))
+                                                  for lv in LEVELS)))
+    marks = []
+    for i, (t, what) in enumerate(events):
+        x = float(t) - t0
+        marks.append("set arrow from %.1f, graph 0 to %.1f, graph 1 nohead dt 2 lc rgb 'gray'"
+                     % (x, x))
+        marks.append("set label %d \"%s\" at %.1f, graph %.2f font ',8' tc rgb 'gray40'"
+                     % (i + 1, what.replace('"', "'"), x + 0.5, 0.95 - 0.07 * (i % 6)))
+    script = "\n".join([
+        "set terminal pngcairo size 1200,800",
+        "set output '%s'" % os.path.abspath(args.png),
+        "set multiplot layout 2,1 title '%s'" % args.title.replace("'", ""),
+        "set xlabel 'seconds'",
+        "set ylabel 'stream lag (ms)'",
+        "set key outside right",
+        "set logscale y", "set yrange [1:*]",
+    ] + marks + [
+        "plot " + ", ".join("'%s' using 1:($2+1) with lines title '%s'" % (p, s)
+                            for p, s in files),
+        "unset logscale y", "set yrange [0:*]",
+        "set ylabel 'acknowledged writes/s'",
+        "plot " + ", ".join("'%s' using 1:%d with steps title '%s'" % (rate_path, i + 2, lv)
+                            for i, lv in enumerate(LEVELS)),
+        "unset multiplot",
+    ])
+    subprocess.run(["gnuplot"], input=script.encode(), check=True)
+    print("plot: %s" % args.png)
 
 
 # ---- settle and check ---------------------------------------------------------------------------
@@ -494,7 +573,7 @@ def main():
     p.add_argument("conf")
     p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--history", required=True)
-    p.add_argument("--clients", type=int, default=6)
+    p.add_argument("--clients", type=int, default=8)
     p.add_argument("--keys", type=int, default=25, help="keys per routing class")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--think-ms", type=float, default=5)
@@ -508,6 +587,16 @@ def main():
     p.add_argument("--label", default="")
     p.add_argument("--samples", default="")
     p.add_argument("--rates", default="")
+    p = sub.add_parser("sample")
+    p.add_argument("conf")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seconds", type=float, default=3600)
+    p = sub.add_parser("plot")
+    p.add_argument("--lag", required=True)
+    p.add_argument("--history", required=True)
+    p.add_argument("--events", required=True)
+    p.add_argument("--png", required=True)
+    p.add_argument("--title", default="geo cluster: lag per stream and throughput")
     p = sub.add_parser("settle")
     p.add_argument("conf")
     p.add_argument("--lost", default="")
@@ -518,7 +607,8 @@ def main():
     p.add_argument("--lost", default="")
     args = parser.parse_args()
     handler = {"status": cmd_status, "leader": cmd_leader, "proxy": cmd_proxy,
-               "workload": cmd_workload, "bench": cmd_bench, "settle": cmd_settle, "check": cmd_check}
+               "workload": cmd_workload, "bench": cmd_bench, "sample": cmd_sample,
+               "plot": cmd_plot, "settle": cmd_settle, "check": cmd_check}
     sys.exit(handler[args.command](args) or 0)
 
 
