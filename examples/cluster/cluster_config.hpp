@@ -65,7 +65,8 @@ struct ClusterConfig {
                 config.regions.push_back(name);
             } else if (kind == "node") {
                 NodeInfo node;
-                if (!(words >> node.region >> node.id >> node.raft_address >> node.client_address)) {
+                if (!(words >> node.region >> node.id >> node.raft_address >>
+                      node.client_address)) {
                     throw fail("node <region> <id> <raft host:port> <client host:port>");
                 }
                 config.nodes.push_back(node);

@@ -45,13 +45,15 @@ struct Options {
     std::string cluster_file;
     std::string data_dir;
     std::uint64_t id = 0;
-    std::int64_t clock_offset_ms = 0;       ///< added to this process's wall clock (skew fault)
+    std::int64_t clock_offset_ms = 0;        ///< added to this process's wall clock (skew fault)
     std::uint64_t durable_timeout_ms = 5000; ///< how long a write waits for remote acks
     std::uint64_t ship_interval_ms = 20;     ///< least time between two batches of a stream
-    bool noop = false; ///< the state machine ignores commands (C1's baseline)
+    bool noop = false;                       ///< the state machine ignores commands (C1's baseline)
 };
 
-std::uint64_t wall_ms() { return geo::current_timestamp_ms(); }
+std::uint64_t wall_ms() {
+    return geo::current_timestamp_ms();
+}
 
 /// Splits `text` at spaces into at most `max_parts` parts; the last part keeps the rest.
 std::vector<std::string_view> split(std::string_view text, std::size_t max_parts) {
@@ -221,23 +223,25 @@ private:
     };
     void wait_durable(Waiter w);
     void waiter_thread();
-    static void on_durable_done(uv_async_t* async) { static_cast<Node*>(async->data)->durable_done(); }
+    static void on_durable_done(uv_async_t* async) {
+        static_cast<Node*>(async->data)->durable_done();
+    }
     void durable_done();
 
     // ---- shipping to other regions -----------------------------------------------------------
     struct Shipper {
         std::string target;
         std::shared_ptr<LineConn> link;
-        std::size_t node_index = 0;      ///< which of the target's nodes to connect to next
-        std::size_t failures = 0;        ///< connections in a row that got no answer
-        bool answered = false;           ///< this link got at least one answer
-        std::uint64_t sent_upto = 0;     ///< after_seq for the next peek
-        std::size_t window = 1;          ///< batches in flight allowed (1 after a reset)
+        std::size_t node_index = 0;  ///< which of the target's nodes to connect to next
+        std::size_t failures = 0;    ///< connections in a row that got no answer
+        bool answered = false;       ///< this link got at least one answer
+        std::uint64_t sent_upto = 0; ///< after_seq for the next peek
+        std::size_t window = 1;      ///< batches in flight allowed (1 after a reset)
         std::map<std::uint64_t, std::uint64_t> in_flight; ///< tag -> time sent
         std::uint64_t next_tag = 1;
-        std::uint64_t ack_wanted = 0;    ///< highest seq the target said it applied
-        std::uint64_t ack_sent = 0;      ///< highest acknowledgement committed by this leader
-        bool ack_in_flight = false;      ///< one at a time: later answers fold into the next
+        std::uint64_t ack_wanted = 0; ///< highest seq the target said it applied
+        std::uint64_t ack_sent = 0;   ///< highest acknowledgement committed by this leader
+        bool ack_in_flight = false;   ///< one at a time: later answers fold into the next
         std::uint64_t retry_at_ms = 0;
         std::uint64_t last_batch_ms = 0;
     };
@@ -266,7 +270,7 @@ private:
     raft_uv_transport transport_{};
     raft_io io_{};
     raft_fsm fsm_{};
-    struct raft raft_{};
+    struct raft raft_ {};
     uv_tcp_t server_{};
     uv_timer_t timer_{};
 
@@ -530,36 +534,35 @@ void Node::write(const Request& req, const Reply& reply, int attempt) {
     }
     const geo::ConsistencyLevel level = decision.consistency;
     const std::uint64_t ts = rep_->next_timestamp(); // the leader stamps; every node applies it
-    const std::string command = req.words[0] == "DEL"
-                                    ? "D " + std::to_string(ts) + " " + key
-                                    : "P " + std::to_string(ts) + " " + key + " " +
-                                          std::string(req.words[2]);
-    const int rv = propose(command, [this, reply, key, level, ts](int status,
-                                                                  const ApplyResult* r) {
-        if (status != 0) {
-            // Appended but not known to be committed (leadership lost): it may still commit.
-            reply(std::string("UNKNOWN ") + raft_strerror(status));
-        } else if (r == nullptr) {
-            reply("UNKNOWN no apply result");
-        } else if (r->kind == ApplyResult::Kind::Noop) {
-            reply("OK " + local_ + " 0 " + std::to_string(ts));
-        } else if (r->kind == ApplyResult::Kind::Error) {
-            reply("ERR " + r->error);
-        } else if (const auto* c = std::get_if<geo::Committed>(&r->outcome)) {
-            pump_all(); // ship it now: the stream's lag is the write's wait
-            if (geo::min_remote_acks(level, cfg_.regions.size() - 1) == 0) {
-                reply("OK " + local_ + " " + std::to_string(c->seq) + " " + std::to_string(ts));
+    const std::string command = req.words[0] == "DEL" ? "D " + std::to_string(ts) + " " + key
+                                                      : "P " + std::to_string(ts) + " " + key +
+                                                            " " + std::string(req.words[2]);
+    const int rv =
+        propose(command, [this, reply, key, level, ts](int status, const ApplyResult* r) {
+            if (status != 0) {
+                // Appended but not known to be committed (leadership lost): it may still commit.
+                reply(std::string("UNKNOWN ") + raft_strerror(status));
+            } else if (r == nullptr) {
+                reply("UNKNOWN no apply result");
+            } else if (r->kind == ApplyResult::Kind::Noop) {
+                reply("OK " + local_ + " 0 " + std::to_string(ts));
+            } else if (r->kind == ApplyResult::Kind::Error) {
+                reply("ERR " + r->error);
+            } else if (const auto* c = std::get_if<geo::Committed>(&r->outcome)) {
+                pump_all(); // ship it now: the stream's lag is the write's wait
+                if (geo::min_remote_acks(level, cfg_.regions.size() - 1) == 0) {
+                    reply("OK " + local_ + " " + std::to_string(c->seq) + " " + std::to_string(ts));
+                } else {
+                    wait_durable(
+                        Waiter{key, c->seq, ts, level, wall_ms() + opt_.durable_timeout_ms, reply});
+                }
+            } else if (const auto* lost = std::get_if<geo::RejectedByConflict>(&r->outcome)) {
+                reply("REJECTED " + lost->winner_region + " " +
+                      std::to_string(lost->winner_timestamp_ms));
             } else {
-                wait_durable(Waiter{key, c->seq, ts, level, wall_ms() + opt_.durable_timeout_ms,
-                                    reply});
+                reply("ERR unexpected outcome");
             }
-        } else if (const auto* lost = std::get_if<geo::RejectedByConflict>(&r->outcome)) {
-            reply("REJECTED " + lost->winner_region + " " +
-                  std::to_string(lost->winner_timestamp_ms));
-        } else {
-            reply("ERR unexpected outcome");
-        }
-    });
+        });
     if (rv != 0) {
         reply(std::string("ERR ") + raft_strerror(rv)); // not proposed: nothing happened
     }
@@ -712,10 +715,10 @@ std::string Node::status_line() {
         avail += comma + region + ":" + (rep_->region_available(region) ? "1" : "0");
     }
     return "STATUS id=" + std::to_string(self_->id) + " region=" + local_ + " role=" + role +
-           " leader=" + std::to_string(leader) + " applied=" +
-           std::to_string(raft_last_applied(&raft_)) + " records=" +
-           std::to_string(rep_->record_count()) + " digest=" + digest + " owed=" + owed +
-           " lag=" + lag + " available=" + avail;
+           " leader=" + std::to_string(leader) +
+           " applied=" + std::to_string(raft_last_applied(&raft_)) +
+           " records=" + std::to_string(rep_->record_count()) + " digest=" + digest +
+           " owed=" + owed + " lag=" + lag + " available=" + avail;
 }
 
 // ---- durability -------------------------------------------------------------------------------
@@ -754,8 +757,8 @@ void Node::durable_done() {
     for (auto& w : done) {
         // A timeout is answered as such, never as success: the write stays committed here and
         // keeps shipping, but the level's remote acknowledgements did not come in time.
-        w.reply(std::string(w.durable ? "OK " : "TIMEOUT ") + local_ + " " +
-                std::to_string(w.seq) + " " + std::to_string(w.ts));
+        w.reply(std::string(w.durable ? "OK " : "TIMEOUT ") + local_ + " " + std::to_string(w.seq) +
+                " " + std::to_string(w.ts));
     }
 }
 
@@ -845,9 +848,8 @@ void Node::pump(Shipper& s) {
             }
             reset_stream(sh, 300);
         };
-        s.link->connect(cfg_.address_from(local_, *node), [this, target](LineConn&) {
-            pump(shippers_[target]);
-        });
+        s.link->connect(cfg_.address_from(local_, *node),
+                        [this, target](LineConn&) { pump(shippers_[target]); });
         return;
     }
     if (!s.link->is_connected()) {
@@ -881,7 +883,8 @@ void Node::pump_all() {
 void Node::tick() {
     const bool leader = is_leader();
     if (leader != was_leader_) {
-        std::cerr << "node " << self_->id << (leader ? " became leader\n" : " is no longer leader\n");
+        std::cerr << "node " << self_->id
+                  << (leader ? " became leader\n" : " is no longer leader\n");
         for (auto& [region, s] : shippers_) {
             // A new leader starts from the replicated cursors; an old one stops shipping.
             if (s.link) {

@@ -34,8 +34,8 @@ TEST_CASE("every entry is a multiple of 8 bytes, whatever its text's length") {
 }
 
 TEST_CASE("an entry decodes to its text, embedded NULs and the empty text included") {
-    for (const std::string& text : {std::string(), std::string("P 17 k v"),
-                                   std::string("abcdefgh"), std::string("a\0b", 3)}) {
+    for (const std::string& text : {std::string(), std::string("P 17 k v"), std::string("abcdefgh"),
+                                    std::string("a\0b", 3)}) {
         const auto bytes = encoded(text);
         const auto back = decode_entry(bytes.data(), bytes.size());
         REQUIRE(back.has_value());
