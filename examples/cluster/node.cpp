@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -53,6 +54,18 @@ struct Options {
 
 std::uint64_t wall_ms() {
     return geo::current_timestamp_ms();
+}
+
+/// stderr with the wall-clock time in front, so the nodes' logs line up with the run's faults.
+std::ostream& note() {
+    const std::uint64_t ms = wall_ms();
+    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm utc{};
+    gmtime_r(&secs, &utc);
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "%02d:%02d:%02d.%03u ", utc.tm_hour, utc.tm_min, utc.tm_sec,
+                  static_cast<unsigned>(ms % 1000));
+    return std::cerr << stamp;
 }
 
 /// Splits `text` at spaces into at most `max_parts` parts; the last part keeps the rest.
@@ -158,7 +171,7 @@ private:
             *n_bufs = 1;
             return 0;
         } catch (const std::exception& e) {
-            std::cerr << "snapshot failed: " << e.what() << '\n';
+            note() << "snapshot failed: " << e.what() << '\n';
             return RAFT_IOERR;
         }
     }
@@ -175,7 +188,7 @@ private:
             node->rep_->restore(in);
             return 0;
         } catch (const std::exception& e) {
-            std::cerr << "restore failed: " << e.what() << '\n';
+            note() << "restore failed: " << e.what() << '\n';
             return RAFT_CORRUPT;
         }
     }
@@ -188,7 +201,7 @@ private:
         const auto* r = static_cast<const ApplyResult*>(result);
         if (status == 0 && (r == nullptr || r->index != req->index)) {
             // raft 0.15 calls back right after applying the entry; anything else is a bug here.
-            std::cerr << "apply result of entry " << req->index << " missing\n";
+            note() << "apply result of entry " << req->index << " missing\n";
             r = nullptr;
         }
         proposal->done(status, r);
@@ -377,8 +390,8 @@ bool Node::start() {
     timer_.data = this;
     uv_timer_start(&timer_, &Node::on_tick, 50, 50);
     next_purge_ms_ = wall_ms() + 10000;
-    std::cout << "node " << self_->id << " of " << local_ << " ready: raft " << self_->raft_address
-              << ", clients " << self_->client_address << std::endl;
+    note() << "node " << self_->id << " of " << local_ << " ready: raft " << self_->raft_address
+           << ", clients " << self_->client_address << std::endl;
     return true;
 }
 
@@ -830,7 +843,7 @@ void Node::pump(Shipper& s) {
             try {
                 shipper_reply(shippers_[target], line);
             } catch (const std::exception& e) {
-                std::cerr << "bad answer from " << target << ": " << e.what() << '\n';
+                note() << "bad answer from " << target << ": " << e.what() << '\n';
             }
         };
         auto link = s.link;
@@ -883,8 +896,7 @@ void Node::pump_all() {
 void Node::tick() {
     const bool leader = is_leader();
     if (leader != was_leader_) {
-        std::cerr << "node " << self_->id
-                  << (leader ? " became leader\n" : " is no longer leader\n");
+        note() << "node " << self_->id << (leader ? " became leader\n" : " is no longer leader\n");
         for (auto& [region, s] : shippers_) {
             // A new leader starts from the replicated cursors; an old one stops shipping.
             if (s.link) {
