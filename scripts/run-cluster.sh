@@ -136,13 +136,10 @@ if $c1; then
         for mode in geo noop; do
             rm -rf "$work/data"
             for id in 1 2 3 4 5 6 7 8 9; do
-                if [ "$mode" = noop ]; then
-                    "$node_bin" --cluster "$conf" --id "$id" --data "$work/data/n$id" --noop \
-                        >>"$work/logs/n$id.log" 2>&1 &
-                else
-                    "$node_bin" --cluster "$conf" --id "$id" --data "$work/data/n$id" \
-                        >>"$work/logs/n$id.log" 2>&1 &
-                fi
+                # raft's default snapshot threshold, not the fault runs' small one.
+                args=(--cluster "$conf" --id "$id" --data "$work/data/n$id" --snapshot-threshold 1024)
+                [ "$mode" = geo ] || args+=(--noop)
+                "$node_bin" "${args[@]}" >>"$work/logs/n$id.log" 2>&1 &
                 pid[$id]=$!
             done
             for r in "${regions[@]}"; do leader_of "$r" >/dev/null; done

@@ -4,7 +4,8 @@
 // the libuv loop thread, so nothing here takes a lock.
 //
 //   geo_cluster_node --cluster FILE --id N --data DIR [--clock-offset-ms MS]
-//                    [--durable-timeout-ms MS] [--ship-interval-ms MS] [--noop]
+//                    [--durable-timeout-ms MS] [--ship-interval-ms MS]
+//                    [--snapshot-threshold N] [--noop]
 
 #include "cluster_config.hpp"
 #include "entry_codec.hpp"
@@ -49,6 +50,7 @@ struct Options {
     std::int64_t clock_offset_ms = 0;        ///< added to this process's wall clock (skew fault)
     std::uint64_t durable_timeout_ms = 5000; ///< how long a write waits for remote acks
     std::uint64_t ship_interval_ms = 20;     ///< least time between two batches of a stream
+    unsigned snapshot_threshold = 256;       ///< log entries between two snapshots
     bool noop = false;                       ///< the state machine ignores commands (C1's baseline)
 };
 
@@ -357,9 +359,10 @@ bool Node::start() {
         std::cerr << "raft_bootstrap: " << raft_errmsg(&raft_) << '\n';
         return false;
     }
-    // Small snapshots often, so short runs exercise snapshot, restore and install-snapshot too.
-    raft_set_snapshot_threshold(&raft_, 256);
-    raft_set_snapshot_trailing(&raft_, 128);
+    // By default small snapshots often, so short runs exercise snapshot, restore and
+    // install-snapshot too; C1 uses raft's own default threshold.
+    raft_set_snapshot_threshold(&raft_, opt_.snapshot_threshold);
+    raft_set_snapshot_trailing(&raft_, opt_.snapshot_threshold / 2);
     rv = raft_start(&raft_);
     if (rv != 0) {
         std::cerr << "raft_start: " << raft_errmsg(&raft_) << '\n';
@@ -945,6 +948,8 @@ bool parse_options(int argc, char** argv, Options& opt) {
             opt.durable_timeout_ms = std::stoull(value());
         } else if (arg == "--ship-interval-ms") {
             opt.ship_interval_ms = std::stoull(value());
+        } else if (arg == "--snapshot-threshold") {
+            opt.snapshot_threshold = static_cast<unsigned>(std::stoul(value()));
         } else if (arg == "--noop") {
             opt.noop = true;
         } else {
@@ -963,7 +968,7 @@ int main(int argc, char** argv) {
         if (!parse_options(argc, argv, opt)) {
             std::cerr << "usage: geo_cluster_node --cluster FILE --id N --data DIR"
                          " [--clock-offset-ms MS] [--durable-timeout-ms MS]"
-                         " [--ship-interval-ms MS] [--noop]\n";
+                         " [--ship-interval-ms MS] [--snapshot-threshold N] [--noop]\n";
             return 2;
         }
         uv_loop_t* loop = uv_default_loop();
