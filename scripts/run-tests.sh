@@ -5,12 +5,15 @@
 # few seconds; it fails if a result's check fails); then build the libFuzzer
 # targets of the `fuzz` preset and run each over its seed corpus for a fixed
 # number of executions (scripts/run-fuzz.sh; it fails on a crash, leak or
-# failed property). Prints a per-preset timing table and exits non-zero if any
-# step failed.
+# failed property); then run the cluster example's quick fault run
+# (scripts/run-cluster.sh --quick: real Raft nodes, kill -9, a partition, clock
+# skew, the loss of a region, and the checker). Prints a per-preset timing table
+# and exits non-zero if any step failed.
 #
 #   bash scripts/run-tests.sh                 # all presets below + benchmark and fuzz smoke runs
 #   bash scripts/run-tests.sh gcc-cxx17 tsan  # just these test presets
 #   bash scripts/run-tests.sh fuzz            # just the fuzz smoke run
+#   bash scripts/run-tests.sh cluster         # just the cluster quick run
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,15 +28,19 @@ else
 fi
 fuzz_presets=()
 test_presets=()
+cluster_run=false
 for preset in "${presets[@]}"; do
     if [ "$preset" = fuzz ]; then
         fuzz_presets=(fuzz)
+    elif [ "$preset" = cluster ]; then
+        cluster_run=true
     else
         test_presets+=("$preset")
     fi
 done
 if [ "$#" -eq 0 ]; then
     fuzz_presets=(fuzz)
+    cluster_run=true
 fi
 
 extra_deps=()
@@ -123,6 +130,22 @@ done
 for preset in ${fuzz_presets[@]+"${fuzz_presets[@]}"}; do
     run_preset "$preset" fuzz-smoke
 done
+if $cluster_run; then
+    echo
+    echo "=================================================================="
+    echo "== cluster: scripts/run-cluster.sh --quick"
+    echo "=================================================================="
+    cluster_start=$SECONDS
+    cluster_log="$log_dir/cluster-quick.log"
+    cluster_status="ok"
+    if ! bash scripts/run-cluster.sh --quick 2>&1 | tee "$cluster_log"; then
+        cluster_status="FAILED (checker or run)"
+        failed_presets+=("cluster")
+    fi
+    checker="$(grep '^checker: acknowledged=' "$cluster_log" | tail -n 1)"
+    summary+=("$(printf '%-22s %-26s %5ss  (%s)' "cluster (quick)" "$cluster_status" \
+        "$((SECONDS - cluster_start))" "${checker:-no checker line}")")
+fi
 
 echo
 echo "=================================================================="
