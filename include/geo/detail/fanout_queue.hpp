@@ -248,8 +248,8 @@ public:
             head_ = done->next;
             (head_ ? head_->prev : tail_) = nullptr;
             done->next = nullptr;
+            missed_.released(*done); // before the release store: another queue may link it next
             done->set_linked(false);
-            missed_.released(*done);
             --queued_;
             if (done->detached) {
                 copies_.erase(done->key);
