@@ -7,7 +7,8 @@
 #   bash scripts/run-cluster.sh --quick    # one fault round, under 3 minutes on 2 cores
 #   bash scripts/run-cluster.sh --quick --plot  # also draws build-cluster/run/cluster.png
 #   bash scripts/run-cluster.sh --c1       # no faults: writes/s with geo vs a no-op state
-#                                          # machine, and the lag between regions (BENCHMARKS.md C1)
+#                                          # machine (and geo without shipping), and the lag
+#                                          # between regions (BENCHMARKS.md C1)
 #
 # Faults: kill -9 of leaders and followers with restart from their data directories; a
 # partition of one region from the others (through a fault-injecting TCP proxy, see
@@ -133,12 +134,15 @@ if $c1; then
     # ignores every command (so nothing is shipped either). Three rounds each, alternating, as
     # this machine's load moves between runs.
     for round in 1 2 3; do
-        for mode in geo noop; do
+        # geo-noship: geo applies every write but never ships (a batch interval longer than
+        # the run), which separates geo's apply path from the inter-region traffic.
+        for mode in geo geo-noship noop; do
             rm -rf "$work/data"
             for id in 1 2 3 4 5 6 7 8 9; do
                 # raft's default snapshot threshold, not the fault runs' small one.
                 args=(--cluster "$conf" --id "$id" --data "$work/data/n$id" --snapshot-threshold 1024)
-                [ "$mode" = geo ] || args+=(--noop)
+                [ "$mode" != noop ] || args+=(--noop)
+                [ "$mode" != geo-noship ] || args+=(--ship-interval-ms 1000000000)
                 "$node_bin" "${args[@]}" >>"$work/logs/n$id.log" 2>&1 &
                 pid[$id]=$!
             done
