@@ -8,7 +8,7 @@
 #   bash scripts/run-cluster.sh --quick --plot  # also draws build-cluster/run/cluster.png
 #   bash scripts/run-cluster.sh --c1       # no faults: writes/s with geo vs a no-op state
 #                                          # machine (and geo without shipping), and the lag
-#                                          # between regions (BENCHMARKS.md C1)
+#                                          # between regions (C1 in docs/benchmarks.md)
 #
 # Faults: kill -9 of leaders and followers with restart from their data directories; a
 # partition of one region from the others (through a fault-injecting TCP proxy, see
