@@ -101,6 +101,28 @@ void operator delete(void* p, const std::nothrow_t&) noexcept {
 void operator delete[](void* p, const std::nothrow_t&) noexcept {
     std::free(p);
 }
+
+namespace {
+/// Runs `op` with its thread's (n+1)-th allocation failing. `fired`: the failure was injected
+/// (the op allocates more than n times); `threw`: it reached the caller as std::bad_alloc.
+struct Injection {
+    bool fired;
+    bool threw;
+};
+template <class Op>
+Injection fail_allocation(long n, Op&& op) {
+    fail_countdown = n;
+    bool threw = false;
+    try {
+        op();
+    } catch (const std::bad_alloc&) {
+        threw = true;
+    }
+    const bool fired = fail_countdown < 0;
+    fail_countdown = -1;
+    return Injection{fired, threw};
+}
+} // namespace
 #endif
 
 namespace {
@@ -790,15 +812,7 @@ FaultOutcome sweep(const FaultCase& fault) {
         FaultPair pair;
         const auto batch = pair.a->peek_fanout("us", "eu");
         const std::string before = pair.snapshot();
-        bool threw = false;
-        fail_countdown = n;
-        try {
-            fault.op(pair, batch);
-        } catch (const std::bad_alloc&) {
-            threw = true;
-        }
-        const bool fired = fail_countdown < 0;
-        fail_countdown = -1;
+        const auto [fired, threw] = fail_allocation(n, [&] { fault.op(pair, batch); });
         if (!fired) {
             break; // the op needs fewer than n+1 allocations: every point was covered
         }
@@ -1125,15 +1139,7 @@ TEST_CASE("with long region ids, a write that throws std::bad_alloc changed noth
         for (long n = 0;; ++n) {
             auto rep = long_id_replica();
             const std::string before = long_id_snapshot(*rep);
-            bool threw = false;
-            fail_countdown = n;
-            try {
-                op(*rep);
-            } catch (const std::bad_alloc&) {
-                threw = true;
-            }
-            const bool fired = fail_countdown < 0;
-            fail_countdown = -1;
+            const auto [fired, threw] = fail_allocation(n, [&, fn = op] { fn(*rep); });
             if (!fired) {
                 break;
             }
@@ -1155,20 +1161,13 @@ TEST_CASE("without memory for a per-target block, a rewrite never counts a write
     constexpr std::uint64_t t0 = 1'700'000'000'000;
     std::size_t injected = 0;
     for (long n = 0;; ++n) {
-        auto config = geo::ActiveActiveGeoConfig::multi_region(geo_test::us, geo_test::all_regions());
+        auto config =
+            geo::ActiveActiveGeoConfig::multi_region(geo_test::us, geo_test::all_regions());
         ActiveActiveReplicator rep(config, geo_test::all_groups(), [] { return t0 + 1000; });
         REQUIRE(rep.put("k", "v1", t0).index() == 0);
         REQUIRE(rep.put("j", "v2", t0 + 1).index() == 0);
         (void)rep.acknowledge_fanout(geo_test::us, geo_test::eu, 2);
-        fail_countdown = n;
-        bool threw = false;
-        try {
-            (void)rep.put("k", "v3", t0 + 2);
-        } catch (const std::bad_alloc&) {
-            threw = true;
-        }
-        const bool fired = fail_countdown < 0;
-        fail_countdown = -1;
+        const auto [fired, threw] = fail_allocation(n, [&] { (void)rep.put("k", "v3", t0 + 2); });
         if (!fired) {
             break;
         }

@@ -36,16 +36,7 @@ public:
 
     /// What `t` misses of `e`'s key besides `e` itself, if it owes `e`.
     [[nodiscard]] Missed of(const QueueEntry& e, std::size_t t) const noexcept {
-        switch (e.missed_kind) {
-        case 0:
-            return Missed{};
-        case 1:
-            return Missed{e.seq - e.missed_seqs, e.timestamp_ms - e.missed_ms};
-        case 2:
-            return blocks_[std::size_t{e.missed_seqs} * n_ + t];
-        default:
-            return Missed{1, 0}; // every write of the key, since the epoch
-        }
+        return of(replaced(e, e.seq, e.timestamp_ms, 0, 0), t);
     }
 
     /// Whether target `t` >= 64 owed the entry being replaced (before replaced()).
@@ -91,7 +82,7 @@ public:
         if (old.owing + 1 == n_ && old.kind == 1) {
             // A hot key nobody acknowledged in between: every target still misses the same
             // write, already noted as a pin; only the deltas move.
-            const Missed m{old.seq - old.seqs, old.timestamp_ms - old.ms};
+            const Missed m = of(old, 0);
             if (m.since_ms <= e.timestamp_ms && fits(e, m)) {
                 encode_uniform(e, m);
                 return;
@@ -206,6 +197,7 @@ private:
         encode(e);
     }
 
+    /// The one decoder of an entry's encoding (see the invariants).
     [[nodiscard]] Missed of(const Replaced& old, std::size_t t) const noexcept {
         switch (old.kind) {
         case 0:
@@ -215,7 +207,7 @@ private:
         case 2:
             return blocks_[std::size_t{old.seqs} * n_ + t];
         default:
-            return Missed{1, 0};
+            return Missed{1, 0}; // every write of the key, since the epoch
         }
     }
 

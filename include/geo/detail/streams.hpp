@@ -90,7 +90,7 @@ struct Streams {
             return status;
         }
         status.owed = state.queue.owed(t);
-        status.acknowledged_seq = std::min(state.queue.acked(t), status.last_seq);
+        status.acknowledged_seq = state.queue.acked(t); // capped when acknowledged
         const Missed oldest = state.queue.oldest_missed(t);
         const std::uint64_t lag = oldest.pinned() ? lag_ms(now_ms, oldest.since_ms) : 0;
         status.lag = to_lag(lag);
