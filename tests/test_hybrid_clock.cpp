@@ -124,6 +124,19 @@ TEST_CASE("stamp does not run ahead of a frozen physical clock") {
     }
 }
 
+TEST_CASE("stamp(at_least) reaches at_least without passing it, and never goes back") {
+    const ManualClock physical(1'000);
+    HybridClock clock(physical.source());
+    CHECK(clock.stamp(5'000) == 5'000); // a floor, not a timestamp to exceed
+    CHECK(clock.stamp(5'000) == 5'000);
+    CHECK(clock.stamp(10) == 5'000); // not back below what it returned
+    clock.observe(7'000);
+    CHECK(clock.stamp(7'000) == 7'001); // observed timestamps are still exceeded
+    physical.set(9'000);
+    CHECK(clock.stamp(8'000) == 9'000);
+    CHECK(clock.now() == 9'001);
+}
+
 TEST_CASE("now after stamp is strictly above it") {
     const ManualClock physical(1'000);
     HybridClock clock(physical.source());

@@ -53,10 +53,10 @@ struct Command {
     enum class Kind { Put, Erase, Remote, Ack, Purge } kind{};
     std::string key;
     std::string value;
-    std::uint64_t ts{};            ///< Put/Erase: the proposer's stamp
-    std::string region;            ///< Remote: origin; Ack: target
+    std::uint64_t ts{};             ///< Put/Erase: the proposer's stamp
+    std::string region;             ///< Remote: origin; Ack: target
     std::vector<FanoutEntry> batch; ///< Remote
-    std::uint64_t number{};        ///< Ack: up_to_seq; Purge: now_ms
+    std::uint64_t number{};         ///< Ack: up_to_seq; Purge: now_ms
 };
 
 /// Typed results, to compare with == as well as through their text.
@@ -121,10 +121,10 @@ public:
                 us, mode, [this, skew] { return skewed(skew); },
                 std::chrono::milliseconds(grace_ms));
         }
-        peers_[eu] = make_replica(eu, mode, [this] { return skewed(3000); },
-                                  std::chrono::milliseconds(grace_ms));
-        peers_[ap] = make_replica(ap, mode, [this] { return skewed(-4000); },
-                                  std::chrono::milliseconds(grace_ms));
+        peers_[eu] = make_replica(
+            eu, mode, [this] { return skewed(3000); }, std::chrono::milliseconds(grace_ms));
+        peers_[ap] = make_replica(
+            ap, mode, [this] { return skewed(-4000); }, std::chrono::milliseconds(grace_ms));
     }
 
     void run(int commands) {
@@ -307,8 +307,8 @@ private:
             }
             const bool as_expected = expected ? got == *expected : is<RejectedByConflict>(got);
             if (!as_expected) {
-                INFO("entry " << i << ": " << text(e) << "\nanswered " << text(got)
-                              << "\nexpected " << (expected ? text(*expected) : "RejectedByConflict"));
+                INFO("entry " << i << ": " << text(e) << "\nanswered " << text(got) << "\nexpected "
+                              << (expected ? text(*expected) : "RejectedByConflict"));
                 REQUIRE(as_expected);
             }
         }
@@ -569,10 +569,14 @@ TEST_CASE("the same put(k, v, ts) sequence on replicas with very different physi
             const char* value; // nullptr: erase
             std::uint64_t ts;
         };
-        const std::vector<Write> writes = {
-            {"a", "1", start_ms + 10}, {"b", "2", start_ms + 5},  {"a", "3", start_ms + 7},
-            {"a", nullptr, start_ms + 7}, {"c", "4", 1},           {"b", "5", start_ms + 5},
-            {"c", nullptr, 0},          {"d", "6", start_ms + 100}};
+        const std::vector<Write> writes = {{"a", "1", start_ms + 10},
+                                           {"b", "2", start_ms + 5},
+                                           {"a", "3", start_ms + 7},
+                                           {"a", nullptr, start_ms + 7},
+                                           {"c", "4", 1},
+                                           {"b", "5", start_ms + 5},
+                                           {"c", nullptr, 0},
+                                           {"d", "6", start_ms + 100}};
         const FanoutEntry remote =
             geo_test::entry(eu, "b", "eu", start_ms + 50, 1, geo::VectorClock{{200, 1}});
         std::vector<std::vector<GeoWriteOutcome>> outcomes(nodes.size());
@@ -810,8 +814,9 @@ TEST_CASE("next_timestamp is strictly increasing and above every timestamp appli
         next(0);
         next(0);
         // A remote write far ahead.
-        REQUIRE(is<Committed>(node->apply_remote(
-            eu, geo_test::entry(eu, "r", "v", start_ms + 3'600'000, 1, geo::VectorClock{{200, 1}}))));
+        REQUIRE(
+            is<Committed>(node->apply_remote(eu, geo_test::entry(eu, "r", "v", start_ms + 3'600'000,
+                                                                 1, geo::VectorClock{{200, 1}}))));
         next(start_ms + 3'600'000);
         // A log write further ahead.
         REQUIRE(is<Committed>(node->put("l", "v", start_ms + 7'200'000)));
@@ -830,5 +835,52 @@ TEST_CASE("next_timestamp is strictly increasing and above every timestamp appli
         for (int i = 0; i < 1000; ++i) {
             next(0);
         }
+    }
+}
+
+// A leader proposing more than one write a millisecond: next_timestamp() would run its clock,
+// and through it every region's, ahead of physical time by the surplus (and make lag read 0).
+TEST_CASE("proposal_timestamp keeps to physical time at many writes a millisecond, stays above "
+          "every timestamp applied, and writes sharing a stamp apply in log order everywhere",
+          "[state_machine][deterministic_apply][clock]") {
+    for (auto mode : both_modes) {
+        CAPTURE(geo_test::mode_name(mode));
+        std::uint64_t physical = start_ms;
+        auto leader = make_replica(us, mode, [&physical] { return physical; });
+        auto follower = make_replica(us, mode, [] { return start_ms - 60'000; });
+        std::uint64_t last = 0;
+        for (int i = 0; i < 5000; ++i) {
+            if (i % 5 == 0) {
+                ++physical; // five writes a millisecond
+            }
+            const std::uint64_t ts = leader->proposal_timestamp();
+            REQUIRE(ts >= last);
+            REQUIRE(ts == physical); // not a millisecond ahead
+            last = ts;
+            // Distinct keys within a millisecond: in vector-clock mode a key's second write of
+            // one millisecond is lifted above the first ("clock order implies timestamp order").
+            const std::string key = "k" + std::to_string(i % 7);
+            for (auto* node : {leader.get(), follower.get()}) {
+                REQUIRE(is<Committed>(node->put(key, "v" + std::to_string(i), ts)));
+            }
+        }
+        // One key written several times under one stamp: the later in the log wins.
+        const std::uint64_t shared = leader->proposal_timestamp();
+        for (int i = 0; i < 4; ++i) {
+            for (auto* node : {leader.get(), follower.get()}) {
+                REQUIRE(is<Committed>(node->put("hot", "h" + std::to_string(i), shared)));
+            }
+        }
+        REQUIRE(leader->get("hot") == "h3");
+        REQUIRE(leader->get("k1") == "v4999"); // 4999 % 7 == 1
+        GEO_REQUIRE_SAME_BYTES(snapshot_bytes(*follower), snapshot_bytes(*leader));
+
+        // Above what was applied, however far ahead, and never back when the wall clock is.
+        REQUIRE(is<Committed>(
+            leader->apply_remote(eu, geo_test::entry(eu, "r", "v", physical + 3'600'000, 1,
+                                                     geo::VectorClock{{200, 1}}))));
+        REQUIRE(leader->proposal_timestamp() > physical + 3'600'000);
+        physical -= 60'000;
+        REQUIRE(leader->proposal_timestamp() > physical + 3'660'000);
     }
 }

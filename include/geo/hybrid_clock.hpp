@@ -32,13 +32,17 @@ public:
     HybridClock& operator=(const HybridClock&) = delete;
 
     /// Strictly greater than every value returned before and every timestamp observed.
-    [[nodiscard]] std::uint64_t now() { return issue(1); }
+    [[nodiscard]] std::uint64_t now() { return issue(1, 0); }
 
     /// Greater than every timestamp observed and not below any value returned before, but not
     /// necessarily strictly above the last one: a writer that also orders by a per-writer
     /// sequence needs no more, and this way the clock does not run ahead of physical time when
     /// more than one write a millisecond is stamped.
-    [[nodiscard]] std::uint64_t stamp() { return issue(0); }
+    [[nodiscard]] std::uint64_t stamp() { return issue(0, 0); }
+
+    /// stamp(), and not below `at_least`: for timestamps that need not be exceeded (a region's
+    /// own earlier writes, which its sequence orders), where observe() would push past them.
+    [[nodiscard]] std::uint64_t stamp(std::uint64_t at_least) { return issue(0, at_least); }
 
     /// Remember a timestamp seen on an applied write; later readings are above it.
     void observe(std::uint64_t timestamp_ms) noexcept {
@@ -57,13 +61,13 @@ public:
     [[nodiscard]] std::uint64_t physical_ms() const { return physical_ms_(); }
 
 private:
-    std::uint64_t issue(std::uint64_t past_last) {
+    std::uint64_t issue(std::uint64_t past_last, std::uint64_t at_least) {
         const std::uint64_t physical = physical_ms_();
         std::uint64_t last = issued_.load(std::memory_order_relaxed);
         std::uint64_t next = 0;
         do {
             // Saturating: a corrupt timestamp near the maximum must not wrap the clock to 0.
-            next = std::max({physical, saturating_inc(last, past_last),
+            next = std::max({physical, at_least, saturating_inc(last, past_last),
                              saturating_inc(observed_.load(std::memory_order_relaxed), 1)});
         } while (!issued_.compare_exchange_weak(last, next, std::memory_order_relaxed));
         return next;

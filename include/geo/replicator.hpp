@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +7,6 @@
 #include <istream>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -156,6 +154,9 @@ public:
     /// The stamp a proposer puts in a write's log entry: strictly above every stamp before
     /// and every timestamp applied so far. Not state: only the proposer calls it.
     [[nodiscard]] std::uint64_t next_timestamp() { return rep_.clock.next(); }
+    /// The same, but writes of one millisecond may share a stamp (their region's seq orders
+    /// them), so a proposer of many writes a millisecond keeps to physical time. Not state.
+    [[nodiscard]] std::uint64_t proposal_timestamp() { return rep_.clock.proposal(rep_.local); }
 
     /// A local write whose timestamp comes from the Raft log: the same calls in the same order
     /// give the same outcomes and state on every node, whatever its physical clock. Resolved

@@ -48,6 +48,18 @@ public:
         return clock_.now();
     }
 
+    /// A proposer's stamp: not below any value returned before or any timestamp applied in
+    /// `local` (its sequence orders equal stamps), above every other region's, so a proposer of
+    /// more than one write a millisecond keeps to physical time.
+    [[nodiscard]] std::uint64_t proposal(std::size_t local) {
+        for (std::size_t r = 0; r < region_count_; ++r) {
+            if (r != local) {
+                clock_.observe(observed_[r].max_ts.load(std::memory_order_relaxed));
+            }
+        }
+        return clock_.stamp(observed_[local].max_ts.load(std::memory_order_relaxed));
+    }
+
     /// The largest timestamp observed in `region` (0 if none).
     [[nodiscard]] std::uint64_t observed(std::size_t region) const noexcept {
         return observed_[region].max_ts.load(std::memory_order_relaxed);
