@@ -49,10 +49,15 @@ struct Options {
     std::uint64_t id = 0;
     std::int64_t clock_offset_ms = 0;        ///< added to this process's wall clock (skew fault)
     std::uint64_t durable_timeout_ms = 5000; ///< how long a write waits for remote acks
-    std::uint64_t ship_interval_ms = 20;     ///< least time between two batches of a stream
-    unsigned snapshot_threshold = 256;       ///< log entries between two snapshots
-    bool noop = false;                       ///< the state machine ignores commands (C1's baseline)
+    /// How long writes gather into one batch (and acknowledgements into one log entry) while
+    /// no client waits for them: every batch is a log entry in the target region and every
+    /// acknowledgement one in ours, so batching is what keeps shipping cheap under load.
+    std::uint64_t ship_interval_ms = 100;
+    unsigned snapshot_threshold = 256; ///< log entries between two snapshots
+    bool noop = false;                 ///< the state machine ignores commands (C1's baseline)
 };
+
+constexpr std::size_t kBatchLimit = 256; ///< most writes in one shipped batch
 
 std::uint64_t wall_ms() {
     return geo::current_timestamp_ms();
@@ -221,7 +226,7 @@ private:
     void forward(const std::string& address, const std::string& line, const Reply& reply);
     void forward_to_leader(const Request& req, const Reply& reply);
     void forward_to_region(const std::string& region, Request req, const Reply& reply, int attempt);
-    [[nodiscard]] std::string status_line();
+    [[nodiscard]] std::string status_line(bool with_digest);
     [[nodiscard]] std::string record_line(std::string_view key) const;
 
     // ---- durability -------------------------------------------------------------------------
@@ -254,9 +259,9 @@ private:
         std::size_t window = 1;      ///< batches in flight allowed (1 after a reset)
         std::map<std::uint64_t, std::uint64_t> in_flight; ///< tag -> time sent
         std::uint64_t next_tag = 1;
+        std::size_t unsent = 0;       ///< local writes since the last peek (at least those queued)
         std::uint64_t ack_wanted = 0; ///< highest seq the target said it applied
         std::uint64_t ack_sent = 0;   ///< highest acknowledgement committed by this leader
-        bool ack_in_flight = false;   ///< one at a time: later answers fold into the next
         std::uint64_t retry_at_ms = 0;
         std::uint64_t last_batch_ms = 0;
     };
@@ -264,7 +269,7 @@ private:
     void pump_all();
     void shipper_reply(Shipper& s, const std::string& line);
     void reset_stream(Shipper& s, std::uint64_t delay_ms);
-    void propose_ack(Shipper& s);
+    void propose_acks();
 
     // ---- periodic work ----------------------------------------------------------------------
     static void on_tick(uv_timer_t* timer) { static_cast<Node*>(timer->data)->tick(); }
@@ -292,6 +297,9 @@ private:
     ApplyResult last_; ///< the outcome of the entry being applied, read by on_applied
     bool was_leader_ = false;
     std::map<std::string, Shipper> shippers_;
+    bool acks_in_flight_ = false; ///< one acknowledgement entry at a time, for every stream
+    std::uint64_t last_acks_ms_ = 0;
+    std::size_t durable_waiters_ = 0; ///< writes whose clients wait for remote acknowledgements
     uv_async_t durable_async_{};
     std::mutex waiters_mutex_; ///< guards the two queues below, shared with the waiter threads
     std::condition_variable waiters_cv_;
@@ -427,7 +435,7 @@ void Node::apply(const raft_buffer& buf, void** result) {
 //   P <ts> <key> <value>   a local write stamped by the proposer
 //   D <ts> <key>           a local delete
 //   B <origin> <json>      a batch received from region <origin>
-//   A <target> <seq>       <target> applied our stream up to <seq>
+//   A <target> <seq> ...   each <target> applied our stream up to its <seq>
 //   G <now_ms>             purge tombstones at that time
 void Node::apply_command(std::string_view text) {
     const auto words = split(text, 3);
@@ -456,7 +464,13 @@ void Node::apply_command(std::string_view text) {
         }
         last_.applied_seq = rep_->region_sequences().at(origin);
     } else if (op == 'A' && words.size() == 3) {
-        rep_->acknowledge_fanout(local_, words[1], to_u64(words[2])); // wakes wait_durable
+        const auto pairs = split(text.substr(2), std::string_view::npos);
+        if (pairs.size() % 2 != 0) {
+            throw std::invalid_argument("A needs <target> <seq> pairs");
+        }
+        for (std::size_t i = 0; i < pairs.size(); i += 2) {
+            rep_->acknowledge_fanout(local_, pairs[i], to_u64(pairs[i + 1])); // wakes wait_durable
+        }
     } else if (op == 'G' && words.size() == 2) {
         rep_->purge_tombstones(to_u64(words[1]));
     } else {
@@ -526,11 +540,13 @@ void Node::handle(Request req, const Reply& reply, int attempt) {
         } else if (cmd == "GET" && req.words.size() == 2) {
             reply(record_line(req.words[1]));
         } else if (cmd == "STATUS" && req.words.size() == 1) {
-            reply(status_line());
+            reply(status_line(true));
+        } else if (cmd == "STATUS" && req.words.size() == 2 && req.words[1] == "streams") {
+            reply(status_line(false)); // for samplers: the digest reads every record
         } else if (cmd == "BATCH" && req.words.size() == 4) {
             receive_batch(req, reply);
         } else {
-            reply("ERR usage: PUT <key> <value> | DEL <key> | GET <key> | STATUS");
+            reply("ERR usage: PUT <key> <value> | DEL <key> | GET <key> | STATUS [streams]");
         }
     } catch (const std::exception& e) {
         reply(std::string("ERR ") + e.what());
@@ -549,7 +565,7 @@ void Node::write(const Request& req, const Reply& reply, int attempt) {
         return;
     }
     const geo::ConsistencyLevel level = decision.consistency;
-    const std::uint64_t ts = rep_->next_timestamp(); // the leader stamps; every node applies it
+    const std::uint64_t ts = rep_->proposal_timestamp(); // the leader stamps; every node applies it
     const std::string command = req.words[0] == "DEL" ? "D " + std::to_string(ts) + " " + key
                                                       : "P " + std::to_string(ts) + " " + key +
                                                             " " + std::string(req.words[2]);
@@ -565,13 +581,17 @@ void Node::write(const Request& req, const Reply& reply, int attempt) {
             } else if (r->kind == ApplyResult::Kind::Error) {
                 reply("ERR " + r->error);
             } else if (const auto* c = std::get_if<geo::Committed>(&r->outcome)) {
-                pump_all(); // ship it now: the stream's lag is the write's wait
                 if (geo::min_remote_acks(level, cfg_.regions.size() - 1) == 0) {
                     reply("OK " + local_ + " " + std::to_string(c->seq) + " " + std::to_string(ts));
                 } else {
+                    ++durable_waiters_; // ships and acknowledges without waiting to batch
                     wait_durable(
                         Waiter{key, c->seq, ts, level, wall_ms() + opt_.durable_timeout_ms, reply});
                 }
+                for (auto& [region, s] : shippers_) {
+                    ++s.unsent;
+                }
+                pump_all();
             } else if (const auto* lost = std::get_if<geo::RejectedByConflict>(&r->outcome)) {
                 reply("REJECTED " + lost->winner_region + " " +
                       std::to_string(lost->winner_timestamp_ms));
@@ -707,7 +727,7 @@ std::string Node::record_line(std::string_view key) const {
            record->value;
 }
 
-std::string Node::status_line() {
+std::string Node::status_line(bool with_digest) {
     raft_id leader = 0;
     const char* address = nullptr;
     raft_leader(&raft_, &leader, &address);
@@ -716,9 +736,13 @@ std::string Node::status_line() {
                        : state == RAFT_FOLLOWER  ? "follower"
                        : state == RAFT_CANDIDATE ? "candidate"
                                                  : "unavailable";
-    char digest[32];
-    std::snprintf(digest, sizeof digest, "%016llx",
-                  static_cast<unsigned long long>(rep_->records_digest()));
+    std::string records;
+    if (with_digest) {
+        char digest[32];
+        std::snprintf(digest, sizeof digest, "%016llx",
+                      static_cast<unsigned long long>(rep_->records_digest()));
+        records = " records=" + std::to_string(rep_->record_count()) + " digest=" + digest;
+    }
     std::string owed, avail, lag;
     for (const auto& region : cfg_.regions) {
         if (region == local_) {
@@ -732,9 +756,8 @@ std::string Node::status_line() {
     }
     return "STATUS id=" + std::to_string(self_->id) + " region=" + local_ + " role=" + role +
            " leader=" + std::to_string(leader) +
-           " applied=" + std::to_string(raft_last_applied(&raft_)) +
-           " records=" + std::to_string(rep_->record_count()) + " digest=" + digest +
-           " owed=" + owed + " lag=" + lag + " available=" + avail;
+           " applied=" + std::to_string(raft_last_applied(&raft_)) + records + " owed=" + owed +
+           " lag=" + lag + " available=" + avail;
 }
 
 // ---- durability -------------------------------------------------------------------------------
@@ -770,6 +793,7 @@ void Node::durable_done() {
         std::lock_guard<std::mutex> lock(waiters_mutex_);
         done.swap(waited_);
     }
+    durable_waiters_ -= done.size();
     for (auto& w : done) {
         // A timeout is answered as such, never as success: the write stays committed here and
         // keeps shipping, but the level's remote acknowledgements did not come in time.
@@ -787,26 +811,39 @@ void Node::reset_stream(Shipper& s, std::uint64_t delay_ms) {
     s.retry_at_ms = wall_ms() + delay_ms;
 }
 
-// One acknowledgement in flight per stream: answers that arrive meanwhile fold into the next,
-// so acknowledgements cost a log entry per round trip, not per batch.
-void Node::propose_ack(Shipper& s) {
-    if (s.ack_in_flight || s.ack_wanted <= s.ack_sent) {
+// One log entry acknowledges every stream, and one is in flight at a time: answers that arrive
+// meanwhile fold into the next. Unless a client waits, acknowledgements gather for the ship
+// interval, so they cost a log entry per interval, not one per batch and stream.
+void Node::propose_acks() {
+    if (acks_in_flight_ || !is_leader() ||
+        (durable_waiters_ == 0 && wall_ms() < last_acks_ms_ + opt_.ship_interval_ms)) {
         return;
     }
-    const std::uint64_t seq = s.ack_wanted;
-    const std::string target = s.target;
-    s.ack_in_flight = true;
-    const int rv = propose("A " + target + " " + std::to_string(seq),
-                           [this, target, seq](int status, const ApplyResult*) {
-                               Shipper& sh = shippers_[target];
-                               sh.ack_in_flight = false;
-                               if (status == 0) {
-                                   sh.ack_sent = std::max(sh.ack_sent, seq);
-                               }
-                               propose_ack(sh);
-                           });
+    std::string command = "A";
+    std::vector<std::pair<std::string, std::uint64_t>> acks;
+    for (auto& [region, s] : shippers_) {
+        if (s.ack_wanted > s.ack_sent) {
+            command += " " + region + " " + std::to_string(s.ack_wanted);
+            acks.emplace_back(region, s.ack_wanted);
+        }
+    }
+    if (acks.empty()) {
+        return;
+    }
+    acks_in_flight_ = true;
+    last_acks_ms_ = wall_ms();
+    const int rv = propose(command, [this, acks](int status, const ApplyResult*) {
+        acks_in_flight_ = false;
+        if (status == 0) {
+            for (const auto& [target, seq] : acks) {
+                Shipper& sh = shippers_[target];
+                sh.ack_sent = std::max(sh.ack_sent, seq);
+            }
+        }
+        propose_acks();
+    });
     if (rv != 0) {
-        s.ack_in_flight = false; // retried on the next answer or tick
+        acks_in_flight_ = false; // retried on the next answer or tick
     }
 }
 
@@ -820,7 +857,7 @@ void Node::shipper_reply(Shipper& s, const std::string& line) {
         const std::uint64_t seq = to_u64(words[2]);
         s.in_flight.erase(tag);
         s.ack_wanted = std::max(s.ack_wanted, seq); // the target holds our stream up to seq
-        propose_ack(s);
+        propose_acks();
         if (words[0] == "APPLIED") {
             s.window = 2; // pipelined; writes meanwhile gather into the next batch
         } else {
@@ -871,25 +908,29 @@ void Node::pump(Shipper& s) {
     if (!s.link->is_connected()) {
         return;
     }
-    // Under load, writes gather for ship_interval_ms into one batch: every batch is a log entry
-    // in the target region and an acknowledgement in ours.
-    while (s.in_flight.size() < s.window && wall_ms() >= s.last_batch_ms + opt_.ship_interval_ms) {
-        const auto batch = rep_->peek_fanout(local_, s.target, 256, s.sent_upto);
+    // A batch leaves when the window has room and a client waits for it, a full batch is
+    // ready, or the ship interval has passed: under load writes gather into few log entries.
+    while (s.in_flight.size() < s.window &&
+           (durable_waiters_ > 0 || wall_ms() >= s.last_batch_ms + opt_.ship_interval_ms ||
+            s.unsent >= kBatchLimit)) {
+        const auto batch = rep_->peek_fanout(local_, s.target, kBatchLimit, s.sent_upto);
         if (batch.empty()) {
+            s.unsent = 0;
             break;
         }
         const std::uint64_t tag = s.next_tag++;
         s.link->send("BATCH " + local_ + " " + std::to_string(tag) + " " +
                      geo::to_json_text(batch));
         s.in_flight[tag] = wall_ms();
+        s.unsent = batch.size() < kBatchLimit ? 0 : s.unsent - std::min(s.unsent, batch.size());
         s.last_batch_ms = wall_ms();
         s.sent_upto = batch.back().seq;
     }
 }
 
 void Node::pump_all() {
+    propose_acks();
     for (auto& [region, s] : shippers_) {
-        propose_ack(s);
         pump(s);
     }
 }
@@ -908,8 +949,8 @@ void Node::tick() {
             reset_stream(s, 0);
             s.ack_wanted = 0;
             s.ack_sent = 0;
-            s.ack_in_flight = false;
         }
+        acks_in_flight_ = false;
         was_leader_ = leader;
     }
     const std::uint64_t now = wall_ms();
