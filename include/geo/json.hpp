@@ -413,15 +413,7 @@ inline void from_json(const nlohmann::json& j, GeoWriteOutcome& outcome) {
 /// field path). Containers of geo types (e.g. `std::vector<FanoutEntry>`) report element indices.
 template <class T>
 [[nodiscard]] T from_json_text(std::string_view text) {
-    nlohmann::json document;
-    try {
-        document = nlohmann::json::parse(text.begin(), text.end());
-    } catch (const nlohmann::json::exception& e) {
-        throw detail::FieldParseError("", "invalid JSON: " + detail::nlohmann_reason(e.what()));
-    }
-    T value{};
-    detail::within("", [&] { detail::read_value(document, value); });
-    return value;
+    return detail::from_json_text_dom<T>(text);
 }
 
 /// Parses a configuration. It is not validated: call `validate()` (the replicator does).
@@ -433,12 +425,7 @@ template <class T>
 /// cannot be written as JSON and throws geo::Error.
 template <class T>
 [[nodiscard]] std::string to_json_text(const T& value, int indent = -1) {
-    const nlohmann::json j = value;
-    try {
-        return j.dump(indent);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error("cannot write JSON: " + detail::nlohmann_reason(e.what()));
-    }
+    return detail::to_json_text_dom(value, indent);
 }
 
 } // namespace geo
