@@ -11,12 +11,15 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "config.hpp"
+#include "detail/batch_json.hpp"
 #include "detail/json_read.hpp"
 #include "error.hpp"
 #include "record.hpp"
@@ -411,17 +414,15 @@ inline void from_json(const nlohmann::json& j, GeoWriteOutcome& outcome) {
 
 /// Parses JSON text into a `T`; syntax errors and bad fields alike throw ParseError (with the
 /// field path). Containers of geo types (e.g. `std::vector<FanoutEntry>`) report element indices.
+/// A batch of FanoutEntry is read without the DOM when it can be (detail/batch_json.hpp).
 template <class T>
 [[nodiscard]] T from_json_text(std::string_view text) {
-    nlohmann::json document;
-    try {
-        document = nlohmann::json::parse(text.begin(), text.end());
-    } catch (const nlohmann::json::exception& e) {
-        throw detail::FieldParseError("", "invalid JSON: " + detail::nlohmann_reason(e.what()));
+    if constexpr (std::is_same_v<T, std::vector<FanoutEntry>>) {
+        if (auto batch = detail::read_batch_json(text)) {
+            return std::move(*batch);
+        }
     }
-    T value{};
-    detail::within("", [&] { detail::read_value(document, value); });
-    return value;
+    return detail::from_json_text_dom<T>(text);
 }
 
 /// Parses a configuration. It is not validated: call `validate()` (the replicator does).
@@ -430,15 +431,17 @@ template <class T>
 }
 
 /// Compact JSON text of `value` (`indent` >= 0 pretty-prints). A string that is not valid UTF-8
-/// cannot be written as JSON and throws geo::Error.
+/// cannot be written as JSON and throws geo::Error. A compact batch of FanoutEntry is written
+/// without the DOM, to the same bytes.
 template <class T>
 [[nodiscard]] std::string to_json_text(const T& value, int indent = -1) {
-    const nlohmann::json j = value;
-    try {
-        return j.dump(indent);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error("cannot write JSON: " + detail::nlohmann_reason(e.what()));
+    if constexpr (std::is_same_v<T, std::vector<FanoutEntry>>) {
+        std::string text;
+        if (indent < 0 && detail::write_batch_json(value, text)) {
+            return text;
+        }
     }
+    return detail::to_json_text_dom(value, indent);
 }
 
 } // namespace geo

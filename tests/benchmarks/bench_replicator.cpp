@@ -103,8 +103,8 @@
 //       restores into a fresh replicator with K records.
 //   WIRE A batch of 10,000 FanoutEntry (W1's keys and values, region us-east-1, timestamps
 //       kT0 + i, seq i + 1, prev_seq i, a clock of 3 nodes, every 50th a tombstone):
-//       geo::to_json_text (to_json + dump), then geo::from_json_text (parse + from_json). ns
-//       per entry. Floor: nlohmann doing the same with a flat struct of the same fields (key,
+//       geo::to_json_text, then geo::from_json_text, both on the batch fast path (no DOM;
+//       detail/batch_json.hpp). ns per entry. Floor: nlohmann doing the same with a flat struct of the same fields (key,
 //       region, timestamp_ms, clock as a std::map, value, seq, deleted, prev_seq) and
 //       hand-written to_json/from_json (the clock as an object keyed by decimal node ids, as
 //       geo writes it). The decoded batch is destroyed outside the clock. Checked: both decode

@@ -13,7 +13,10 @@
 //  - a batch that parsed is applied to a fresh three-region replicator (LastWriterWins when
 //    `selector / 16` is even, VectorClock when odd): apply_remote returns one outcome per entry
 //    or throws geo::Error and changes nothing; the resulting state's snapshot restores into a
-//    fresh replicator and snapshots to the same bytes.
+//    fresh replicator and snapshots to the same bytes;
+//  - batches, against the DOM path the fast path stands in for (detail/batch_json.hpp): what
+//    the fast reader accepts the DOM reads equal; from_json_text returns the DOM's batch or
+//    throws its error message; the fast writer writes the DOM's bytes for what the DOM read.
 
 #include <geo/json.hpp>
 #include <geo/replicator.hpp>
@@ -22,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -112,7 +116,44 @@ void check_config(std::string_view text) {
     }
 }
 
+/// The batch fast path (detail/batch_json.hpp) against the DOM path it stands in for.
+void check_batch_fast_path(std::string_view text) {
+    using Batch = std::vector<geo::FanoutEntry>;
+    std::optional<Batch> fast;
+    must_not_throw("read_batch_json", [&] { fast = geo::detail::read_batch_json(text); });
+    std::optional<Batch> dom;
+    std::string dom_error;
+    must_not_throw("from_json_text_dom (other than ParseError)", [&] {
+        try {
+            dom = geo::detail::from_json_text_dom<Batch>(text);
+        } catch (const geo::ParseError& e) {
+            dom_error = e.what();
+        }
+    });
+    if (fast && fast != dom) {
+        fail(dom ? "the fast batch reader and the DOM read different batches"
+                 : "the fast batch reader accepted what the DOM refuses: " + dom_error);
+    }
+    try {
+        if (geo::from_json_text<Batch>(text) != dom) {
+            fail("from_json_text<std::vector<FanoutEntry>> differs from the DOM path's batch");
+        }
+    } catch (const geo::ParseError& e) {
+        if (dom || e.what() != dom_error) {
+            fail(std::string("from_json_text's error differs from the DOM path's: ") + e.what());
+        }
+    }
+    if (dom) {
+        std::string written;
+        if (!geo::detail::write_batch_json(*dom, written) ||
+            written != geo::detail::to_json_text_dom(*dom)) {
+            fail("the fast batch writer's text differs from the DOM's: " + written);
+        }
+    }
+}
+
 void check_batch(std::string_view text, bool vector_clock) {
+    check_batch_fast_path(text);
     std::vector<geo::FanoutEntry> batch;
     if (!read_and_round_trip(text, "std::vector<FanoutEntry>", batch) || batch.empty()) {
         return;

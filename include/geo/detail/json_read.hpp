@@ -1,10 +1,11 @@
 #pragma once
 
 /// The reader machinery behind geo/json.hpp: errors that carry a field path, the generic
-/// `read_value`/`read_field` readers, and the wire forms several types share (durations, both
-/// ways; node id keys; unsigned sizes). Kept apart from the per-type conversions so that json.hpp
-/// reads as the wire format, one type after another. Include <geo/json.hpp>, not this header:
-/// everything here is an implementation detail.
+/// `read_value`/`read_field` readers, the wire forms several types share (durations, both
+/// ways; node id keys; unsigned sizes), and text to and from a value through nlohmann's DOM.
+/// Kept apart from the per-type conversions so that json.hpp reads as the wire format, one type
+/// after another. Include <geo/json.hpp>, not this header: everything here is an implementation
+/// detail.
 
 #include <chrono>
 #include <cstddef>
@@ -357,6 +358,35 @@ template <class To>
         throw FieldParseError("", "too large for this platform");
     }
     return static_cast<To>(value);
+}
+
+// ---- text through nlohmann's DOM ----------------------------------------------------------
+
+/// What geo::from_json_text does for every type but the FanoutEntry batch, which it reads this
+/// way only when its fast reader gives up (detail/batch_json.hpp). Templates: the conversions of
+/// geo/json.hpp are found by ADL where they are instantiated.
+template <class T>
+[[nodiscard]] T from_json_text_dom(std::string_view text) {
+    json document;
+    try {
+        document = json::parse(text.begin(), text.end());
+    } catch (const json::exception& e) {
+        throw FieldParseError("", "invalid JSON: " + nlohmann_reason(e.what()));
+    }
+    T value{};
+    within("", [&] { read_value(document, value); });
+    return value;
+}
+
+/// What geo::to_json_text does for every type but a compact FanoutEntry batch.
+template <class T>
+[[nodiscard]] std::string to_json_text_dom(const T& value, int indent = -1) {
+    const json j = value;
+    try {
+        return j.dump(indent);
+    } catch (const json::exception& e) {
+        throw Error("cannot write JSON: " + nlohmann_reason(e.what()));
+    }
 }
 
 } // namespace geo::detail
