@@ -130,28 +130,36 @@ follower_of() {
 }
 
 if $c1; then
-    # The same cluster and clients twice: geo in the apply path, then a state machine that
-    # ignores every command (so nothing is shipped either). Three rounds each, alternating, as
-    # this machine's load moves between runs.
-    for round in 1 2 3; do
-        # geo-noship: geo applies every write but never ships (a batch interval longer than
-        # the run), which separates geo's apply path from the inter-region traffic.
+    # The same cluster and clients: geo in the apply path, then a state machine that ignores
+    # every command (so nothing is shipped either). Five rounds, alternating, as this machine's
+    # load moves between runs (one round's ratio varies by several percent); the figure is the
+    # ratio of the totals.
+    : >"$work/c1.txt"
+    for round in 1 2 3 4 5; do
+        # geo-noship: geo applies every write but never ships, which separates geo's apply
+        # path from the inter-region traffic.
         for mode in geo geo-noship noop; do
             rm -rf "$work/data"
             for id in 1 2 3 4 5 6 7 8 9; do
                 # raft's default snapshot threshold, not the fault runs' small one.
                 args=(--cluster "$conf" --id "$id" --data "$work/data/n$id" --snapshot-threshold 1024)
                 [ "$mode" != noop ] || args+=(--noop)
-                [ "$mode" != geo-noship ] || args+=(--ship-interval-ms 1000000000)
+                [ "$mode" != geo-noship ] || args+=(--no-ship)
                 "$node_bin" "${args[@]}" >>"$work/logs/n$id.log" 2>&1 &
                 pid[$id]=$!
             done
             for r in "${regions[@]}"; do leader_of "$r" >/dev/null; done
             "${tool[@]}" bench "$conf" --seconds 15 --label "$mode" \
-                --samples "$work/lag-$mode-$round.txt" --rates "$work/rate-$mode-$round.txt"
+                --samples "$work/lag-$mode-$round.txt" --rates "$work/rate-$mode-$round.txt" |
+                tee -a "$work/c1.txt"
             for id in 1 2 3 4 5 6 7 8 9; do kill_node "$id"; done
         done
     done
+    # "bench <mode>: writes/s=<n> ...": the totals per mode and their ratios to the no-op's.
+    awk '{ sub(":", "", $2); split($3, w, "="); total[$2] += w[2] }
+        END { for (m in total) if (m != "noop")
+                  printf "C1: %s %.0f writes/s, noop %.0f: %.3f\n", m, total[m] / 5,
+                         total["noop"] / 5, total[m] / total["noop"] }' "$work/c1.txt" | sort
     exit 0
 fi
 

@@ -5,7 +5,7 @@
 //
 //   geo_cluster_node --cluster FILE --id N --data DIR [--clock-offset-ms MS]
 //                    [--durable-timeout-ms MS] [--ship-interval-ms MS]
-//                    [--snapshot-threshold N] [--noop]
+//                    [--snapshot-threshold N] [--noop | --no-ship]
 
 #include "cluster_config.hpp"
 #include "entry_codec.hpp"
@@ -55,6 +55,7 @@ struct Options {
     std::uint64_t ship_interval_ms = 100;
     unsigned snapshot_threshold = 256; ///< log entries between two snapshots
     bool noop = false;                 ///< the state machine ignores commands (C1's baseline)
+    bool no_ship = false; ///< never ship to other regions (C1's geo-noship: geo's apply path alone)
 };
 
 constexpr std::size_t kBatchLimit = 256; ///< most writes in one shipped batch
@@ -297,7 +298,7 @@ private:
     ApplyResult last_; ///< the outcome of the entry being applied, read by on_applied
     bool was_leader_ = false;
     std::map<std::string, Shipper> shippers_;
-    bool acks_in_flight_ = false; ///< one acknowledgement entry at a time, for every stream
+    bool acks_in_flight_ = false;     ///< one acknowledgement entry at a time, for every stream
     std::size_t durable_waiters_ = 0; ///< writes whose clients wait for remote acknowledgements
     uv_async_t durable_async_{};
     std::mutex waiters_mutex_; ///< guards the two queues below, shared with the waiter threads
@@ -868,7 +869,7 @@ void Node::shipper_reply(Shipper& s, const std::string& line) {
 }
 
 void Node::pump(Shipper& s) {
-    if (!is_leader() || wall_ms() < s.retry_at_ms) {
+    if (opt_.no_ship || !is_leader() || wall_ms() < s.retry_at_ms) {
         return;
     }
     if (!s.link) {
@@ -991,6 +992,8 @@ bool parse_options(int argc, char** argv, Options& opt) {
             opt.snapshot_threshold = static_cast<unsigned>(std::stoul(value()));
         } else if (arg == "--noop") {
             opt.noop = true;
+        } else if (arg == "--no-ship") {
+            opt.no_ship = true;
         } else {
             throw std::invalid_argument("unknown option " + arg);
         }
@@ -1007,7 +1010,7 @@ int main(int argc, char** argv) {
         if (!parse_options(argc, argv, opt)) {
             std::cerr << "usage: geo_cluster_node --cluster FILE --id N --data DIR"
                          " [--clock-offset-ms MS] [--durable-timeout-ms MS]"
-                         " [--ship-interval-ms MS] [--snapshot-threshold N] [--noop]\n";
+                         " [--ship-interval-ms MS] [--snapshot-threshold N] [--noop | --no-ship]\n";
             return 2;
         }
         uv_loop_t* loop = uv_default_loop();
