@@ -52,11 +52,7 @@ public:
     /// `local` (its sequence orders equal stamps), above every other region's, so a proposer of
     /// more than one write a millisecond keeps to physical time.
     [[nodiscard]] std::uint64_t proposal(std::size_t local) {
-        for (std::size_t r = 0; r < region_count_; ++r) {
-            if (r != local) {
-                clock_.observe(observed_[r].max_ts.load(std::memory_order_relaxed));
-            }
-        }
+        fold_observed(local);
         return clock_.stamp(observed_[local].max_ts.load(std::memory_order_relaxed));
     }
 
@@ -101,9 +97,12 @@ public:
     }
 
 private:
-    void fold_observed() noexcept {
+    /// Makes later stamps exceed every region's largest timestamp, but `except`'s.
+    void fold_observed(std::size_t except = static_cast<std::size_t>(-1)) noexcept {
         for (std::size_t r = 0; r < region_count_; ++r) {
-            clock_.observe(observed_[r].max_ts.load(std::memory_order_relaxed));
+            if (r != except) {
+                clock_.observe(observed_[r].max_ts.load(std::memory_order_relaxed));
+            }
         }
     }
 
